@@ -1,0 +1,65 @@
+"""imagezarr: a virtual, labeled Zarr hierarchy over existing folders of image files.
+
+>>> import imagezarr
+>>> sorted(imagezarr.__all__)[:3]
+['ChunkDecodeError', 'ChunkReadError', 'DiscoveryError']
+"""
+
+from __future__ import annotations
+
+from .api import (
+    load_manifest,
+    open_dataset,
+    open_datatree,
+    open_group,
+    open_store,
+    scan,
+)
+from .errors import (
+    ChunkDecodeError,
+    ChunkReadError,
+    DiscoveryError,
+    DuplicateIndexError,
+    ExportError,
+    ImageZarrError,
+    InconsistentImagesError,
+    LayoutError,
+    ManifestError,
+    ManifestVersionError,
+    PatternMismatchError,
+    ProbeError,
+    SourceChangedError,
+    UnsafePathError,
+    UnsupportedImageError,
+)
+from .manifest import Manifest
+from .store import ImageZarrStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChunkDecodeError",
+    "ChunkReadError",
+    "DiscoveryError",
+    "DuplicateIndexError",
+    "ExportError",
+    "ImageZarrError",
+    "ImageZarrStore",
+    "InconsistentImagesError",
+    "LayoutError",
+    "Manifest",
+    "ManifestError",
+    "ManifestVersionError",
+    "PatternMismatchError",
+    "ProbeError",
+    "SourceChangedError",
+    "UnsafePathError",
+    "UnsupportedImageError",
+    "__version__",
+    "load_manifest",
+    "open_dataset",
+    "open_datatree",
+    "open_group",
+    "open_store",
+    "scan",
+]

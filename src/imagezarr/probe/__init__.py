@@ -14,3 +14,143 @@ Interface (stable; the format modules fill it in):
 - ``detect_format(head) -> str | None``: magic-byte sniffing of the first bytes.
 - ``EXTENSIONS``: lower-case file extensions of the formats the probes know (default glob).
 """
+
+
+# These probes are hand-written because no maintained library reports, from the header
+# alone, the shape and dtype that the imagecodecs zarr codecs decode each format to.
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+
+from imagezarr.errors import ProbeError
+from imagezarr.probe import _bmp, _gif, _jpeg, _jpeg2k, _jpegxl, _png, _tiff, _webp
+from imagezarr.probe._common import HEAD_SIZE, ImageInfo, Source
+
+__all__ = ["EXTENSIONS", "ImageInfo", "detect_format", "probe", "probe_bytes", "probe_file"]
+
+EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".bmp",
+        ".dib",
+        ".gif",
+        ".jp2",
+        ".j2k",
+        ".j2c",
+        ".jpc",
+        ".jpx",
+        ".jxl",
+    }
+)
+
+_PROBES: dict[str, Callable[[Source], ImageInfo]] = {
+    "png": _png.probe_png,
+    "jpeg": _jpeg.probe_jpeg,
+    "tiff": _tiff.probe_tiff,
+    "webp": _webp.probe_webp,
+    "bmp": _bmp.probe_bmp,
+    "gif": _gif.probe_gif,
+    "jpeg2k": _jpeg2k.probe_jpeg2k,
+    "jpegxl": _jpegxl.probe_jpegxl,
+}
+
+
+def detect_format(head: bytes) -> str | None:
+    """Return the format named by the magic bytes at the start of ``head``, or None."""
+    for fmt, matches in _MAGIC:
+        if matches(head):
+            return fmt
+    return None
+
+
+_MAGIC: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
+    ("png", lambda h: h.startswith(_png.SIGNATURE)),
+    ("jpeg", lambda h: h.startswith(_jpeg.SIGNATURE)),
+    ("tiff", lambda h: h[:4] in _tiff.SIGNATURES),
+    ("webp", lambda h: h[:4] == b"RIFF" and h[8:12] == b"WEBP"),
+    ("bmp", _bmp.is_bmp),
+    ("gif", lambda h: h[:6] in _gif.SIGNATURES),
+    ("jpeg2k", lambda h: h.startswith(_jpeg2k.SIGNATURES)),
+    ("jpegxl", lambda h: h.startswith(_jpegxl.SIGNATURES)),
+)
+
+
+def probe(
+    read: Callable[[int, int], bytes], *, size: int | None = None, name: str = "<bytes>"
+) -> ImageInfo:
+    """Return format, decoded shape, dtype and zarr codec of one image from its header.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(offset, length)`` returns up to ``length`` bytes at ``offset``.
+    size : int, optional
+        The file size, when known.
+    name : str
+        The file name used in error messages.
+
+    Raises
+    ------
+    ProbeError
+        The bytes are not a recognised image, or its header is truncated or corrupt.
+    UnsupportedImageError
+        A real image that cannot be served as one chunk (e.g. a multi-page TIFF).
+    """
+    if size == 0:
+        msg = f"{name}: empty file (0 bytes), not an image"
+        raise ProbeError(msg, path=name)
+    head = bytes(read(0, HEAD_SIZE if size is None else min(size, HEAD_SIZE)))
+    if not head:
+        msg = f"{name}: empty file (0 bytes), not an image"
+        raise ProbeError(msg, path=name)
+    fmt = detect_format(head)
+    if fmt is None:
+        msg = (
+            f"{name}: not a recognised image (first bytes {head[:16]!r}); known formats: "
+            f"{', '.join(_PROBES)}"
+        )
+        raise ProbeError(
+            msg,
+            path=name,
+        )
+    src = Source(read, head, size, name)
+    try:
+        return _PROBES[fmt](src)
+    except (struct.error, IndexError, ZeroDivisionError) as exc:
+        msg = f"{name}: corrupt {fmt} header ({exc})"
+        raise ProbeError(msg, path=name) from exc
+
+
+def probe_file(path: str | os.PathLike[str]) -> ImageInfo:
+    """Probe a local file; errors name ``path``."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+
+            def read(offset: int, length: int) -> bytes:
+                fh.seek(offset)
+                return fh.read(length)
+
+            return probe(read, size=size, name=name)
+    except OSError as exc:
+        msg = f"{name}: cannot read file ({exc.strerror or exc})"
+        raise ProbeError(msg, path=name) from exc
+
+
+def probe_bytes(data: bytes, *, name: str = "<bytes>") -> ImageInfo:
+    """Probe an in-memory image."""
+    view = memoryview(data)
+    return probe(
+        lambda offset, length: bytes(view[offset : offset + length]), size=len(data), name=name
+    )

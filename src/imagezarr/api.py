@@ -1,0 +1,224 @@
+"""Stage 6, the user-facing functions. Thin: each calls the stages and holds no logic of its own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import probe
+from .discover import FileEntry, discover
+from .errors import DiscoveryError, ProbeError
+from .layout import LayoutSpec, arrange, match_fields
+from .manifest import Manifest, load_manifest
+from .store import ImageZarrStore
+
+if TYPE_CHECKING:
+    import xarray as xr
+    import zarr
+
+__all__ = ["load_manifest", "open_dataset", "open_datatree", "open_group", "open_store", "scan"]
+
+Progress = Callable[[int, int], None]
+ManifestLike = Manifest | str | os.PathLike[str]
+
+
+def _names(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(value)
+
+
+def scan(
+    source: str | os.PathLike[str],
+    *,
+    pattern: str | None = None,
+    glob: str | None = None,
+    types: Mapping[str, str] | None = None,
+    dims: str | Sequence[str] | None = None,
+    group_by: str | Sequence[str] | None = None,
+    on_unmatched: Literal["error", "skip"] = "error",
+    on_unreadable: Literal["error", "skip"] = "error",
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Scan a folder of images into a :class:`Manifest`, reading only file headers.
+
+    Parameters
+    ----------
+    source
+        The folder; searched recursively, hidden files skipped.
+    pattern
+        Regex with named groups, matched against the file name (or, when it contains ``/``,
+        the path relative to ``source``). Without it, one dim ``file`` in natural order.
+    glob
+        Which files to consider (case-insensitive); default: every known image extension.
+    types
+        Field types: ``"int"``, ``"float"``, ``"str"`` (default) or a strptime format.
+    dims
+        Order of the outer dims; default: the pattern's fields not used by ``group_by``.
+    group_by
+        Field(s) that split the hierarchy into one group per value.
+    on_unmatched, on_unreadable
+        ``"skip"`` to leave out (and count) files that do not match the pattern, or whose
+        header cannot be read, instead of raising.
+    progress
+        Called as ``progress(done, total)`` while headers are probed.
+
+    Examples
+    --------
+    >>> # m = imagezarr.scan("psii/", pattern=r"(?P<plant>\\w+)-(?P<frame>\\d+)\\.png",
+    >>> #                    types={"frame": "int"}, group_by="plant")
+    >>> # m.save("psii.imagezarr.json")
+    """
+    by = _names(group_by) or ()
+    spec = LayoutSpec(
+        pattern=pattern,
+        glob=glob,
+        types=dict(types or {}),
+        dims=_names(dims),
+        group_by=by,
+        on_unmatched=on_unmatched,
+    )
+    spec.validate()
+    root = os.path.abspath(os.fspath(source))
+    entries = discover(root, glob=glob, extensions=probe.EXTENSIONS)
+    if not entries:
+        what = f"glob {glob!r}" if glob else "a known image extension"
+        msg = f"no files under {root!r} match {what}; check the folder and --glob"
+        raise DiscoveryError(msg)
+    kept, fields, unmatched = match_fields([e.path for e in entries], spec)
+    candidates = [entries[i] for i in kept]
+    infos, failed = _probe_all(root, candidates, workers=workers, progress=progress)
+    if failed and on_unreadable == "error":
+        shown = "; ".join(str(e) for _, e in failed[:5])
+        msg = (
+            f"{len(failed)} file(s) are not readable images: {shown}. Remove them, narrow the "
+            "glob, or skip them (on_unreadable='skip', --skip-unreadable)."
+        )
+        raise ProbeError(msg, path=candidates[failed[0][0]].path)
+    bad = {i for i, _ in failed}
+    good = [i for i in range(len(candidates)) if i not in bad]
+    files = tuple(candidates[i] for i in good)
+    nodes = arrange(
+        [f.path for f in files], [fields[i] for i in good], [infos[i] for i in good], spec
+    )
+    return Manifest(
+        root=root,
+        files=files,
+        layout=spec,
+        nodes=tuple(nodes),
+        unmatched=len(unmatched),
+        unreadable=tuple(candidates[i].path for i in sorted(bad)),
+    )
+
+
+def _probe_all(
+    root: str,
+    entries: Sequence[FileEntry],
+    *,
+    workers: int | None,
+    progress: Progress | None,
+) -> tuple[list[probe.ImageInfo], list[tuple[int, ProbeError]]]:
+    """Probe every header in a thread pool; header reads are I/O-bound and release the GIL."""
+
+    def one(i: int) -> probe.ImageInfo | ProbeError:
+        entry = entries[i]
+        try:
+            return probe.probe_file(os.path.join(root, entry.path), name=entry.path)
+        except ProbeError as e:
+            return e
+        except OSError as e:
+            return ProbeError(f"{entry.path}: cannot read: {e.strerror or e}", path=entry.path)
+
+    n = len(entries)
+    results: list[probe.ImageInfo | ProbeError] = []
+    batch = 256
+    with ThreadPoolExecutor(max_workers=workers or min(16, 4 * (os.cpu_count() or 1))) as pool:
+        for start in range(0, n, batch):
+            results.extend(pool.map(one, range(start, min(n, start + batch))))
+            if progress is not None:
+                progress(len(results), n)
+    failed = [(i, r) for i, r in enumerate(results) if isinstance(r, ProbeError)]
+    infos = [r if isinstance(r, probe.ImageInfo) else None for r in results]
+    return infos, failed  # type: ignore[return-value]
+
+
+def _manifest(
+    manifest: ManifestLike, *, root: str | os.PathLike[str] | None, allow_outside_root: bool
+) -> Manifest:
+    if isinstance(manifest, Manifest):
+        return manifest
+    return load_manifest(manifest, root=root, allow_outside_root=allow_outside_root)
+
+
+def open_store(
+    manifest: ManifestLike,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    check: Literal["stat", "size", "none"] = "stat",
+    allow_outside_root: bool = False,
+) -> ImageZarrStore:
+    """Open a manifest (object or path) as a read-only zarr store.
+
+    >>> # arr = zarr.open_group(imagezarr.open_store("exp.imagezarr.json"), mode="r")["image"]
+    """
+    m = _manifest(manifest, root=root, allow_outside_root=allow_outside_root)
+    return ImageZarrStore(m, check=check)
+
+
+def open_group(manifest: ManifestLike, **kwargs: Any) -> zarr.Group:
+    """Open a manifest as a read-only zarr Group; keywords as for :func:`open_store`."""
+    import zarr
+
+    return zarr.open_group(open_store(manifest, **kwargs), mode="r", zarr_format=3)
+
+
+def open_dataset(
+    manifest: ManifestLike,
+    *,
+    group: str | None = None,
+    chunks: Any = None,
+    root: str | os.PathLike[str] | None = None,
+    check: Literal["stat", "size", "none"] = "stat",
+    allow_outside_root: bool = False,
+    **kwargs: Any,
+) -> xr.Dataset:
+    """Open one group of a manifest as an :class:`xarray.Dataset` (lazily).
+
+    ``chunks={}`` gives dask arrays with one image per chunk; the default loads lazily
+    without dask. Pixels keep their integer dtype (no NaN masking). Other keywords go to
+    :func:`xarray.open_dataset`.
+
+    >>> # ds = imagezarr.open_dataset("psii.imagezarr.json", group="A10")
+    >>> # ds.image.sel(param="PSII3", frame=2)
+    """
+    import xarray as xr
+
+    from .xarray_backend import ImageZarrBackendEntrypoint
+
+    store = open_store(manifest, root=root, check=check, allow_outside_root=allow_outside_root)
+    return xr.open_dataset(
+        store, engine=ImageZarrBackendEntrypoint, group=group, chunks=chunks, **kwargs
+    )
+
+
+def open_datatree(
+    manifest: ManifestLike,
+    *,
+    chunks: Any = None,
+    root: str | os.PathLike[str] | None = None,
+    check: Literal["stat", "size", "none"] = "stat",
+    allow_outside_root: bool = False,
+    **kwargs: Any,
+) -> xr.DataTree:
+    """Open a whole manifest as an :class:`xarray.DataTree`: one node per group."""
+    import xarray as xr
+
+    from .xarray_backend import ImageZarrBackendEntrypoint
+
+    store = open_store(manifest, root=root, check=check, allow_outside_root=allow_outside_root)
+    return xr.open_datatree(store, engine=ImageZarrBackendEntrypoint, chunks=chunks, **kwargs)

@@ -1,0 +1,101 @@
+"""Options, progress and summary output shared by the commands."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.tree import Tree
+
+from ..manifest import Manifest
+
+__all__ = ["console", "human_bytes", "lazy_progress", "summary_tree"]
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def lazy_progress(label: str, *, quiet: bool = False) -> Iterator[object]:
+    """A ``progress(done, total)`` callback whose bar appears only once a task runs for >1 s."""
+    start = time.monotonic()
+    bar = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+    state: dict[str, int | None] = {"task": None}
+
+    def update(done: int, total: int) -> None:
+        if quiet:
+            return
+        if state["task"] is None:
+            if time.monotonic() - start < 1.0:
+                return
+            bar.start()
+            state["task"] = bar.add_task(label, total=total)
+        bar.update(state["task"], completed=done, total=total)  # type: ignore[arg-type]
+
+    try:
+        yield update
+    finally:
+        if state["task"] is not None:
+            bar.stop()
+
+
+def human_bytes(n: int) -> str:
+    """>>> human_bytes(1536)
+    '1.5 KiB'
+    """
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def _labels(values: tuple[object, ...], limit: int = 4) -> str:
+    shown = [v.isoformat(sep=" ") if hasattr(v, "isoformat") else str(v) for v in values[:limit]]
+    return ", ".join(shown) + (", ..." if len(values) > limit else "")
+
+
+def summary_tree(m: Manifest, *, title: str) -> Tree:
+    """The manifest as a tree: groups, array shape, dims with sizes and first labels, holes."""
+    formats = sorted({n.image.format for n in m.nodes})
+    tree = Tree(
+        f"[bold]{title}[/]: {len(m.files)} files, {human_bytes(m.total_bytes)} referenced, "
+        f"format {', '.join(formats) or '-'}; root {m.root}"
+    )
+    if m.unmatched or m.unreadable:
+        tree.add(f"[yellow]skipped: {m.unmatched} unmatched, {len(m.unreadable)} unreadable[/]")
+    for node in m.nodes:
+        holes = int((node.chunks < 0).sum())
+        shape = node.shape + tuple(node.image.shape)
+        branch = tree.add(
+            f"[bold cyan]{node.path or '/'}[/] image {shape} {node.image.dtype} "
+            f"{node.image.format}, dims ({', '.join(node.image_dims)}); "
+            f"{holes} hole(s) of {int(np.prod(node.shape))}"
+        )
+        for name, coord in node.coords.items():
+            if coord.dims == (name,):
+                branch.add(f"{name} [{len(coord.values)}]: {_labels(coord.values)}")
+            else:
+                over = ", ".join(coord.dims) or "scalar"
+                branch.add(f"{name} ({over}) {coord.kind}")
+    return tree
+
+
+def echo_tree(tree: Tree) -> None:
+    console.print(tree)
+
+
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

@@ -1,0 +1,130 @@
+"""Shared pieces of the header probes: the result type, limits and a bounded byte source.
+
+Every probe reads through ``Source``, which caches the first read, refuses to read more than
+``MAX_READ`` bytes in total and turns short reads into ``ProbeError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from imagezarr.errors import ProbeError, UnsupportedImageError
+
+__all__ = [
+    "HEAD_SIZE",
+    "MAX_PIXELS",
+    "MAX_READ",
+    "MAX_SIDE",
+    "MAX_STEPS",
+    "ImageInfo",
+    "Source",
+    "image_shape",
+]
+
+HEAD_SIZE = 64 * 1024  # the first read: enough for nearly every header
+MAX_READ = 16 * 1024 * 1024  # total bytes one probe may read
+MAX_STEPS = 4096  # segments, chunks, boxes, IFDs or blocks one probe may walk
+MAX_SIDE = 2**20  # largest accepted image side
+MAX_PIXELS = 2**31  # largest accepted height * width
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What one image file decodes to with its imagecodecs zarr-3 codec.
+
+    Attributes
+    ----------
+    format : str
+        ``"png"``, ``"jpeg"``, ``"tiff"``, ``"webp"``, ``"bmp"``, ``"gif"``, ``"jpeg2k"`` or
+        ``"jpegxl"``.
+    shape : tuple of int
+        The decoded array shape, usually ``(h, w)`` or ``(h, w, c)``.
+    dtype : str
+        The numpy dtype name of the decoded array.
+    codec : dict
+        The zarr v3 codec JSON that decodes the file bytes into that array.
+    """
+
+    format: str
+    shape: tuple[int, ...]
+    dtype: str
+    codec: dict[str, Any]
+
+
+def image_shape(height: int, width: int, channels: int) -> tuple[int, ...]:
+    """Return ``(height, width)`` for one channel, else ``(height, width, channels)``."""
+    return (height, width) if channels == 1 else (height, width, channels)
+
+
+class Source:
+    """A bounded, caching view of ``read(offset, length)`` for one named file."""
+
+    def __init__(
+        self, read: Callable[[int, int], bytes], head: bytes, size: int | None, name: str
+    ) -> None:
+        self._read = read
+        self.head = head
+        self.size = size
+        self.name = name
+        self.bytes_read = len(head)
+
+    def error(self, what: str) -> ProbeError:
+        """Return a ProbeError saying ``<name>: <what>``."""
+        return ProbeError(f"{self.name}: {what}", path=self.name)
+
+    def unsupported(self, what: str) -> UnsupportedImageError:
+        """Return an UnsupportedImageError saying ``<name>: <what>``."""
+        return UnsupportedImageError(f"{self.name}: {what}", path=self.name)
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Return up to ``length`` bytes at ``offset`` (fewer at end of file)."""
+        if offset < 0 or length < 0:
+            msg = f"corrupt header: negative offset {offset} or length {length}"
+            raise self.error(msg)
+        if offset + length <= len(self.head):
+            return self.head[offset : offset + length]
+        if self.size is not None:
+            length = max(0, min(length, self.size - offset))
+        if length == 0:
+            return b""
+        if self.bytes_read + length > MAX_READ:
+            msg = (
+                f"header walk needs more than {MAX_READ} bytes; the file is corrupt or "
+                "its header is unusually large"
+            )
+            raise self.error(
+                msg
+            )
+        self.bytes_read += length
+        return bytes(self._read(offset, length))[:length]
+
+    def exact(self, offset: int, length: int, what: str) -> bytes:
+        """Return exactly ``length`` bytes at ``offset`` or raise 'truncated <what>'."""
+        data = self.read(offset, length)
+        if len(data) != length:
+            msg = f"truncated file: {what} needs {length} bytes at offset {offset}, got {len(data)}"
+            raise self.error(
+                msg
+            )
+        return data
+
+    def unpack(self, fmt: str, offset: int, what: str) -> tuple[Any, ...]:
+        """Read and ``struct.unpack`` the format ``fmt`` at ``offset``."""
+        return struct.unpack(fmt, self.exact(offset, struct.calcsize(fmt), what))
+
+    def check_size(self, height: int, width: int) -> None:
+        """Raise ProbeError for empty or absurd image dimensions."""
+        if height <= 0 or width <= 0:
+            msg = f"corrupt header: image size {width}x{height} (width x height)"
+            raise self.error(msg)
+        if height > MAX_SIDE or width > MAX_SIDE or height * width > MAX_PIXELS:
+            msg = (
+                f"absurd image size {width}x{height} (width x height); the limit is "
+                f"{MAX_SIDE} per side and {MAX_PIXELS} pixels; the header is corrupt"
+            )
+            raise self.error(
+                msg
+            )

@@ -1,0 +1,63 @@
+"""PNG header probe.
+
+What ``imagecodecs.png_decode`` (the ``imagecodecs_png`` codec) returns, checked against
+imagecodecs 2026.10:
+
+- gray ``(h, w)``, gray+alpha ``(h, w, 2)``, RGB ``(h, w, 3)``, RGBA ``(h, w, 4)``;
+- palette images are expanded to RGB ``(h, w, 3)``, or RGBA ``(h, w, 4)`` with a tRNS chunk;
+- a tRNS chunk adds an alpha channel to gray and RGB images too;
+- 1, 2 and 4-bit gray is scaled to ``uint8`` (0..255), 16-bit stays ``uint16``.
+
+Only the IHDR chunk and the chunk headers before the first IDAT are read.
+"""
+
+from __future__ import annotations
+
+from imagezarr.probe._common import MAX_STEPS, ImageInfo, Source, image_shape
+
+__all__ = ["SIGNATURE", "probe_png"]
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+_CODEC = {"name": "imagecodecs_png"}
+
+
+def probe_png(src: Source) -> ImageInfo:
+    """Return the decoded shape and dtype of the PNG in ``src``."""
+    length, kind = src.unpack(">I4s", 8, "IHDR chunk")
+    if kind != b"IHDR" or length != 13:
+        msg = f"corrupt PNG: first chunk is {kind!r} of {length} bytes, not IHDR"
+        raise src.error(msg)
+    width, height, depth, colour, _, _, interlace = src.unpack(">IIBBBBB", 16, "IHDR chunk")
+    src.check_size(height, width)
+    if depth not in _DEPTHS.get(colour, ()) or interlace > 1:
+        msg = (
+            f"corrupt PNG: invalid IHDR (bit depth {depth}, colour type {colour}, "
+            f"interlace {interlace})"
+        )
+        raise src.error(
+            msg
+        )
+    channels = _CHANNELS[colour]
+    if colour in (0, 2, 3) and _has_trns(src):
+        channels += 1
+    dtype = "uint16" if depth == 16 else "uint8"
+    return ImageInfo("png", image_shape(height, width, channels), dtype, dict(_CODEC))
+
+
+def _has_trns(src: Source) -> bool:
+    """Walk the chunk headers after IHDR up to the first IDAT; report a tRNS chunk."""
+    offset = 33
+    for _ in range(MAX_STEPS):
+        length, kind = src.unpack(">I4s", offset, "PNG chunk header (no IDAT chunk found)")
+        if kind == b"tRNS":
+            return True
+        if kind in (b"IDAT", b"IEND"):
+            return False
+        if length > 2**31 - 1:
+            msg = f"corrupt PNG: chunk {kind!r} at offset {offset} has length {length}"
+            raise src.error(msg)
+        offset += 12 + length
+    msg = f"corrupt PNG: more than {MAX_STEPS} chunks before the first IDAT"
+    raise src.error(msg)

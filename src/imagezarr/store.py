@@ -1,0 +1,383 @@
+"""Stage 5, store: a read-only zarr-3 store over a manifest. Each image file is one chunk.
+
+Metadata documents and coordinate arrays are built once, with zarr itself, into memory. Chunk
+keys of the image arrays map to files; :meth:`ImageZarrStore.get` returns a file's raw bytes,
+after checking its size and mtime against the manifest, and zarr's own pipeline decodes them
+with the image codec the array declares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.abc.store import (
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    Store,
+    SuffixByteRequest,
+)
+from zarr.core.buffer import Buffer, BufferPrototype, cpu
+from zarr.registry import get_codec_class
+
+from . import io
+from .codecs import SourceBuffer, pin_codecs
+from .errors import ChunkReadError, SourceChangedError
+from .layout import Coord, Node
+from .manifest import Manifest
+
+__all__ = ["ImageZarrStore"]
+
+_FIX = "run `imagezarr verify MANIFEST` to list every problem, then re-scan the folder"
+
+
+class ImageZarrStore(Store):
+    """Read-only zarr store serving a :class:`Manifest` as a zarr v3 hierarchy.
+
+    Parameters
+    ----------
+    manifest
+        The dataset description.
+    check
+        ``"stat"`` (default) compares every file's size and mtime with the manifest before
+        returning its bytes; ``"size"`` compares the size only (for copies that did not keep
+        mtimes); ``"none"`` trusts the files.
+
+    Examples
+    --------
+    >>> # store = ImageZarrStore(imagezarr.load_manifest("exp.imagezarr.json"))
+    >>> # zarr.open_group(store, mode="r")["A1/image"][0, 0]
+    """
+
+    supports_writes = False
+    supports_deletes = False
+    supports_listing = True
+    supports_partial_writes = False
+
+    def __init__(self, manifest: Manifest, *, check: str = "stat") -> None:
+        super().__init__(read_only=True)
+        if check not in ("stat", "size", "none"):
+            msg = f"check must be 'stat', 'size' or 'none', not {check!r}"
+            raise ValueError(msg)
+        self.manifest = manifest
+        self.check = check
+        self._setup()
+
+    def _setup(self) -> None:
+        pin_codecs()
+        self._meta = _build_metadata(self.manifest)
+        # chunk key prefix -> (node, number of index parts after the prefix)
+        self._prefixes = {
+            (f"{n.path}/image/c/" if n.path else "image/c/"): (
+                n,
+                n.chunks.ndim + len(n.image.shape),
+            )
+            for n in self.manifest.nodes
+        }
+        self._index_parts = sorted({k for _, k in self._prefixes.values()})
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"manifest": self.manifest, "check": self.check}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Store.__init__(self, read_only=True)
+        self.manifest = state["manifest"]
+        self.check = state["check"]
+        self._setup()
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ImageZarrStore)
+            and other.manifest is self.manifest
+            and other.check == self.check
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ImageZarrStore({self.manifest.root!r}, files={len(self.manifest.files)})"
+
+    def with_read_only(self, read_only: bool = False) -> ImageZarrStore:
+        # docstring inherited
+        if not read_only:
+            msg = "an ImageZarrStore is always read-only: it never writes into the source"
+            raise ValueError(msg)
+        return ImageZarrStore(self.manifest, check=self.check)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _chunk_file(self, key: str) -> int | None:
+        """The file index for an image chunk key, -1 for a hole, None if not a chunk key."""
+        parts = key.split("/")
+        for k in self._index_parts:
+            if len(parts) <= k:
+                continue
+            prefix = "/".join(parts[:-k]) + "/"
+            hit = self._prefixes.get(prefix)
+            if hit is None or hit[1] != k:
+                continue
+            node = hit[0]
+            try:
+                idx = [int(p) for p in parts[-k:]]
+            except ValueError:
+                return None
+            outer, inner = idx[: node.chunks.ndim], idx[node.chunks.ndim :]
+            if any(inner) or any(not 0 <= i < s for i, s in zip(outer, node.shape, strict=True)):
+                return None
+            return int(node.chunks[tuple(outer)])
+        return None
+
+    def _read_file(self, index: int) -> SourceBuffer:
+        entry = self.manifest.files[index]
+        full = self.manifest.file_path(index)
+        try:
+            data, st = io.read_bytes(full)
+        except FileNotFoundError as e:
+            msg = f"{entry.path}: file is missing (it was scanned into the manifest); {_FIX}"
+            raise ChunkReadError(msg, path=entry.path) from e
+        except OSError as e:
+            msg = f"{entry.path}: cannot read: {e.strerror or e}; {_FIX}"
+            raise ChunkReadError(msg, path=entry.path) from e
+        if self.check != "none" and (
+            st.size != entry.size
+            or len(data) != entry.size
+            or (self.check == "stat" and st.mtime_ns != entry.mtime_ns)
+        ):
+            what = "size" if st.size != entry.size else "modification time"
+            msg = (
+                f"{entry.path}: file changed since the scan ({what}: manifest "
+                f"{entry.size} bytes @ {_ns(entry.mtime_ns)}, now {st.size} bytes @ "
+                f"{_ns(st.mtime_ns)}); refusing to return pixels that may be wrong; {_FIX}"
+            )
+            raise SourceChangedError(msg, path=entry.path)
+        return SourceBuffer.of(data, entry.path)
+
+    def get_sync(
+        self,
+        key: str,
+        *,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """Synchronous :meth:`get`, used by zarr's fused codec pipeline."""
+        meta = self._meta.get(key)
+        if meta is not None:
+            return _wrap(_slice(meta, byte_range), prototype)
+        index = self._chunk_file(key)
+        if index is None or index < 0:
+            return None
+        buf = self._read_file(index)
+        if byte_range is not None:
+            return _wrap(_slice(buf.to_bytes(), byte_range), prototype)
+        if prototype is not None and prototype.buffer is not cpu.Buffer:
+            return prototype.buffer.from_bytes(buf.to_bytes())
+        return buf
+
+    async def get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        # docstring inherited
+        meta = self._meta.get(key)
+        if meta is not None:
+            return _wrap(_slice(meta, byte_range), prototype)
+        return await asyncio.to_thread(
+            self.get_sync, key, prototype=prototype, byte_range=byte_range
+        )
+
+    async def get_partial_values(
+        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
+    ) -> list[Buffer | None]:
+        # docstring inherited
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
+
+    async def exists(self, key: str) -> bool:
+        # docstring inherited
+        if key in self._meta:
+            return True
+        index = self._chunk_file(key)
+        return index is not None and index >= 0
+
+    async def getsize(self, key: str) -> int:
+        # docstring inherited; from the manifest, so no file is read
+        meta = self._meta.get(key)
+        if meta is not None:
+            return len(meta)
+        index = self._chunk_file(key)
+        if index is None or index < 0:
+            raise FileNotFoundError(key)
+        return self.manifest.files[index].size
+
+    # -- listing ---------------------------------------------------------------------------
+
+    def _keys(self) -> Iterable[str]:
+        yield from self._meta
+        for prefix, (node, k) in self._prefixes.items():
+            inner = ["0"] * (k - node.chunks.ndim)
+            for row in np.argwhere(node.chunks >= 0):
+                yield prefix + "/".join([*(str(int(i)) for i in row), *inner])
+
+    async def list(self) -> AsyncIterator[str]:
+        # docstring inherited
+        for key in self._keys():
+            yield key
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        # docstring inherited
+        for key in self._keys():
+            if key.startswith(prefix):
+                yield key
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        # docstring inherited
+        prefix = prefix.rstrip("/")
+        start = f"{prefix}/" if prefix else ""
+        seen = set()
+        for key in self._keys():
+            if key.startswith(start):
+                child = key[len(start) :].split("/", 1)[0]
+                if child not in seen:
+                    seen.add(child)
+                    yield child
+
+    # -- writing is refused ------------------------------------------------------------------
+
+    async def set(self, key: str, value: Buffer) -> None:
+        # docstring inherited
+        self._check_writable()
+
+    def set_sync(self, key: str, value: Buffer) -> None:
+        """Refused: the store is read-only."""
+        self._check_writable()
+
+    async def delete(self, key: str) -> None:
+        # docstring inherited
+        self._check_writable()
+
+    def delete_sync(self, key: str) -> None:
+        """Refused: the store is read-only."""
+        self._check_writable()
+
+
+def _ns(mtime_ns: int) -> str:
+    return datetime.fromtimestamp(mtime_ns / 1e9).isoformat(sep=" ", timespec="seconds")
+
+
+def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
+    if byte_range is None:
+        return data
+    if isinstance(byte_range, RangeByteRequest):
+        return data[byte_range.start : byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return data[byte_range.offset :]
+    if isinstance(byte_range, SuffixByteRequest):
+        return data[-byte_range.suffix :] if byte_range.suffix else b""
+    msg = f"unexpected byte range {byte_range!r}"
+    raise TypeError(msg)
+
+
+def _wrap(data: bytes, prototype: BufferPrototype | None) -> Buffer:
+    return (prototype.buffer if prototype is not None else cpu.Buffer).from_bytes(data)
+
+
+# -- metadata ------------------------------------------------------------------------------
+
+_INT_MIN = np.iinfo(np.int64).min
+
+
+def _coord_array(c: Coord, sizes: dict[str, int]) -> tuple[np.ndarray, dict[str, Any]]:
+    """A coordinate as a numpy array plus the attributes xarray needs to decode it."""
+    shape = tuple(sizes[d] for d in c.dims)
+    holes = any(v is None for v in c.values)
+    if c.kind == "datetime":
+        whole = all(v is None or v.microsecond == 0 for v in c.values)  # type: ignore[union-attr]
+        unit, scale = ("seconds", 1) if whole else ("microseconds", 10**6)
+        epoch = datetime(1970, 1, 1, tzinfo=None)
+        vals = [
+            _INT_MIN if v is None else _since(v, epoch, scale)  # type: ignore[arg-type]
+            for v in c.values
+        ]
+        attrs = {"units": f"{unit} since 1970-01-01", "calendar": "proleptic_gregorian"}
+        return np.array(vals, dtype=np.int64).reshape(shape), attrs
+    if c.kind == "str":
+        arr = np.array(["" if v is None else v for v in c.values], dtype=object)
+        return arr.reshape(shape), {}
+    if c.kind == "float" or holes:
+        arr = np.array([np.nan if v is None else v for v in c.values], dtype=np.float64)
+        return arr.reshape(shape), {}
+    return np.array(c.values, dtype=np.int64).reshape(shape), {}
+
+
+def _since(v: datetime, epoch: datetime, scale: int) -> int:
+    delta = v.replace(tzinfo=None) - epoch
+    return (delta.days * 86400 + delta.seconds) * scale + delta.microseconds * scale // 10**6
+
+
+def _build_metadata(manifest: Manifest) -> dict[str, bytes]:
+    """Every metadata document and coordinate chunk of the hierarchy, as bytes by key."""
+    mem = zarr.storage.MemoryStore()
+    root = zarr.open_group(mem, mode="w", zarr_format=3)
+    root.attrs.update({"imagezarr": {"root": manifest.root, "files": len(manifest.files)}})
+    for node in manifest.nodes:
+        group = root.require_group(node.path) if node.path else root
+        group.attrs.update(dict(node.attrs))
+        _add_node(group, node, manifest)
+    return {key: buf.to_bytes() for key, buf in mem._store_dict.items()}
+
+
+def _add_node(group: zarr.Group, node: Node, manifest: Manifest) -> None:
+    sizes = dict(zip(node.dims, node.shape, strict=True))
+    extra = []
+    for name, c in node.coords.items():
+        data, attrs = _coord_array(c, sizes)
+        _array(group, name, data, c.dims, attrs)
+        if c.dims != (name,):
+            extra.append(name)
+    files = manifest.files
+    paths = np.array([files[i].path if i >= 0 else "" for i in node.chunks.ravel()], dtype=object)
+    _array(group, "path", paths.reshape(node.shape), node.dims, {})
+    _array(group, "present", node.chunks >= 0, node.dims, {})
+    codec = get_codec_class(node.image.codec["name"]).from_dict(node.image.codec)
+    group.create_array(
+        "image",
+        shape=node.shape + tuple(node.image.shape),
+        chunks=(1,) * len(node.shape) + tuple(node.image.shape),
+        dtype=node.image.dtype,
+        serializer=codec,
+        compressors=None,
+        fill_value=0,
+        dimension_names=node.image_dims,
+        attributes={
+            "coordinates": " ".join(["path", "present", *extra]),
+            "imagezarr": {"format": node.image.format},
+        },
+    )
+
+
+def _array(
+    group: zarr.Group, name: str, data: np.ndarray, dims: tuple[str, ...], attrs: dict[str, Any]
+) -> None:
+    dtype: Any = str if data.dtype == object else data.dtype
+    arr = group.create_array(
+        name,
+        shape=data.shape,
+        dtype=dtype,
+        chunks=data.shape or None,
+        compressors=None,
+        fill_value=_fill(data),
+        dimension_names=dims,
+        attributes=attrs,
+    )
+    arr[...] = data
+
+
+def _fill(data: np.ndarray) -> Any:
+    if data.dtype == object:
+        return ""
+    if data.dtype == bool:
+        return False
+    return np.nan if data.dtype.kind == "f" else 0

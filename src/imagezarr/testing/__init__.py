@@ -1,0 +1,79 @@
+"""Image-set factories for tests, benchmarks and the demo, shipped for users' own tests too.
+
+>>> import tempfile
+>>> truth = make_psii_experiment(tempfile.mkdtemp(), plants=2, nights=1, steps=1, frames=2,
+...                              shape=(8, 8), holes=0)
+>>> sorted(truth)[0]
+'2020-05-31/A1-doi-20200531T210000-PSII0-1.png'
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+
+__all__ = ["PSII_DIMS", "PSII_PATTERN", "PSII_TYPES", "make_psii_experiment", "psii_image"]
+
+# folder = night, file = plant barcode, timestamp, protocol step, frame (PlantCV PSII naming)
+PSII_PATTERN = (
+    r"(?P<night>\d{4}-\d{2}-\d{2})/(?P<barcode>[A-Z]\d+)-doi-(?P<timestamp>\d{8}T\d{6})"
+    r"-(?P<param>PSII\d+)-(?P<frame>\d+)\.png"
+)
+PSII_TYPES = {"timestamp": "%Y%m%dT%H%M%S", "frame": "int"}
+PSII_DIMS = ("barcode", "night", "param", "frame")
+
+
+def psii_image(
+    shape: tuple[int, int], *, plant: int, step: int, frame: int, seed: int
+) -> np.ndarray:
+    """A gray uint8 image of a leaf-like blob whose brightness follows a fluorescence curve."""
+    rng = np.random.default_rng([seed, plant, step, frame])
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    cy, cx = h / 2 + rng.normal(0, h / 20), w / 2 + rng.normal(0, w / 20)
+    leaf = ((yy - cy) / (0.35 * h)) ** 2 + ((xx - cx) / (0.3 * w)) ** 2 < 1
+    level = 40 + 150 * (1 - np.exp(-frame / 3)) * (0.6 + 0.1 * (plant % 4)) * (1 - 0.08 * step)
+    img = rng.normal(8, 3, shape) + leaf * rng.normal(level, 6, shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_psii_experiment(
+    directory: str | os.PathLike[str],
+    *,
+    plants: int = 6,
+    nights: int = 3,
+    steps: int = 4,
+    frames: int = 3,
+    shape: tuple[int, int] = (120, 160),
+    holes: int = 3,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Write a PSII-style experiment of PNGs below ``directory``; return ``{relpath: pixels}``.
+
+    One folder per night; each plant imaged at its own time; ``holes`` (plant, night) visits
+    are left out, as when a plant was not imaged that night.
+    """
+    root = Path(directory)
+    rng = np.random.default_rng(seed)
+    visits = [(p, n) for p in range(plants) for n in range(nights)]
+    missing = {visits[int(k)] for k in rng.choice(len(visits), size=holes, replace=False)}
+    start = datetime(2020, 5, 31, 21, 0, 0)
+    truth: dict[str, np.ndarray] = {}
+    for p, n in visits:
+        if (p, n) in missing:
+            continue
+        night = start + timedelta(days=n)
+        folder = root / night.strftime("%Y-%m-%d")
+        folder.mkdir(parents=True, exist_ok=True)
+        for s in range(steps):
+            when = night + timedelta(minutes=7 * p, seconds=20 * s)
+            for f in range(1, frames + 1):
+                name = f"A{p + 1}-doi-{when:%Y%m%dT%H%M%S}-PSII{s}-{f}.png"
+                img = psii_image(shape, plant=p, step=s, frame=f, seed=seed)
+                (folder / name).write_bytes(imagecodecs.png_encode(img))
+                truth[f"{folder.name}/{name}"] = img
+    return truth

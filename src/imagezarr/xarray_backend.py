@@ -1,0 +1,96 @@
+"""xarray engine ``"imagezarr"``: builds the store, then delegates to xarray's zarr engine.
+
+>>> # xr.open_dataset("exp.imagezarr.json", engine="imagezarr", group="A1")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from xarray.backends import BackendEntrypoint
+from xarray.backends.zarr import ZarrBackendEntrypoint
+
+from .manifest import SUFFIX, Manifest, load_manifest
+from .store import ImageZarrStore
+
+__all__ = ["ImageZarrBackendEntrypoint"]
+
+
+def _store(obj: Any, root: Any, check: str, allow_outside_root: bool) -> ImageZarrStore:
+    if isinstance(obj, ImageZarrStore):
+        return obj
+    if not isinstance(obj, Manifest):
+        obj = load_manifest(obj, root=root, allow_outside_root=allow_outside_root)
+    return ImageZarrStore(obj, check=check)
+
+
+def _groups(store: ImageZarrStore) -> str:
+    return ", ".join(repr(n.path) for n in store.manifest.nodes[:8])
+
+
+class ImageZarrBackendEntrypoint(BackendEntrypoint):
+    """Open ``*.imagezarr.json`` manifests with ``xr.open_dataset(..., engine="imagezarr")``."""
+
+    description = "Open imagezarr manifests (virtual Zarr over image files) in xarray"
+    url = "https://pypi.org/project/imagezarr/"
+    open_dataset_parameters = ("filename_or_obj", "drop_variables", "group", "root", "check")
+
+    def open_dataset(  # type: ignore[override]
+        self,
+        filename_or_obj: str | os.PathLike[str] | Manifest | ImageZarrStore,
+        *,
+        drop_variables: str | Iterable[str] | None = None,
+        group: str | None = None,
+        root: str | os.PathLike[str] | None = None,
+        check: str = "stat",
+        allow_outside_root: bool = False,
+    ) -> Any:
+        store = _store(filename_or_obj, root, check, allow_outside_root)
+        if group is None:
+            paths = [n.path for n in store.manifest.nodes]
+            if paths != [""]:
+                if len(paths) != 1:
+                    msg = (
+                        f"this manifest has {len(paths)} groups ({_groups(store)}, ...): pass "
+                        "group=... or use open_datatree"
+                    )
+                    raise ValueError(msg)
+                group = paths[0]
+        # integer pixels must stay integers: no fill-value masking, no scaling
+        return ZarrBackendEntrypoint().open_dataset(
+            store,
+            group=group or None,
+            drop_variables=drop_variables,
+            mask_and_scale=False,
+            consolidated=False,
+            zarr_format=3,
+        )
+
+    def open_datatree(  # type: ignore[override]
+        self,
+        filename_or_obj: str | os.PathLike[str] | Manifest | ImageZarrStore,
+        *,
+        drop_variables: str | Iterable[str] | None = None,
+        root: str | os.PathLike[str] | None = None,
+        check: str = "stat",
+        allow_outside_root: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        store = _store(filename_or_obj, root, check, allow_outside_root)
+        return ZarrBackendEntrypoint().open_datatree(
+            store,
+            drop_variables=drop_variables,
+            mask_and_scale=False,
+            consolidated=False,
+            zarr_format=3,
+            **kwargs,
+        )
+
+    def guess_can_open(self, filename_or_obj: Any) -> bool:
+        if isinstance(filename_or_obj, Manifest | ImageZarrStore):
+            return True
+        if isinstance(filename_or_obj, str | os.PathLike):
+            return os.fspath(filename_or_obj).lower().endswith(SUFFIX)
+        return False

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import probe
+from . import io, probe
 from .discover import FileEntry, discover
 from .errors import DiscoveryError, ProbeError
 from .layout import LayoutSpec, arrange, match_fields
@@ -128,7 +128,11 @@ def _probe_all(
     def one(i: int) -> probe.ImageInfo | ProbeError:
         entry = entries[i]
         try:
-            return probe.probe_file(os.path.join(root, entry.path), name=entry.path)
+            read, close = io.range_reader(os.path.join(root, entry.path))
+            try:
+                return probe.probe(read, size=entry.size, name=entry.path)
+            finally:
+                close()
         except ProbeError as e:
             return e
         except OSError as e:

@@ -52,8 +52,8 @@ class _NamedErrors:
         except Exception as e:
             source = getattr(chunk_bytes, "source", None) or "a chunk"
             msg = (
-                f"{source}: cannot decode as {self.format} into shape {chunk_spec.shape} "
-                f"{chunk_spec.dtype}: {type(e).__name__}: {e}. The file is corrupt, truncated "
+                f"{source}: cannot decode as {self.format} into shape {chunk_spec.shape}: "
+                f"{type(e).__name__}: {e}. The file is corrupt, truncated "
                 "or not the image the manifest says; run `imagezarr verify --decode` and re-scan."
             )
             raise ChunkDecodeError(msg, path=None if source == "a chunk" else source) from e

@@ -10,6 +10,7 @@ Pure: takes values, returns values, touches no file. Two verbs:
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 Value = int | float | str | datetime
-RESERVED = ("y", "x", "c", "path", "present", "image")
+RESERVED = ("y", "x", "c", "z", "path", "present", "image")
 MAX_EXAMPLES = 5
 
 
@@ -185,8 +186,10 @@ def natural_key(text: str) -> tuple[Any, ...]:
     ['A1', 'a2', 'A10']
     """
     parts = re.split(r"(\d+)", text)
-    # even positions are text, odd positions digits, in every key: tuples compare type-safely
-    return tuple((int(p), p) if i % 2 else (p.casefold(), p) for i, p in enumerate(parts))
+    # odd positions are digit runs in every key, so the tuples compare type-safely;
+    # case only breaks ties, after the whole name compared case-insensitively
+    folded = tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts))
+    return (folded, text)
 
 
 def _sort_key(value: Value) -> Any:
@@ -282,8 +285,8 @@ class Node:
 
     @property
     def image_dims(self) -> tuple[str, ...]:
-        """Outer dims followed by ``y, x`` and ``c`` when the images have channels."""
-        return self.dims + ("y", "x", "c")[: len(self.image.shape)]
+        """Outer dims followed by the image's own axes: ``y, x`` and ``c`` for channels."""
+        return self.dims + self.image.dims
 
 
 def _kind(values: Sequence[Value]) -> Literal["int", "float", "str", "datetime"]:
@@ -374,21 +377,23 @@ def _build_node(
 def _common_image(
     where: str, members: Sequence[int], paths: Sequence[str], infos: Sequence[ImageInfo]
 ) -> ImageInfo:
-    kinds: dict[ImageInfo, list[int]] = {}
+    kinds: dict[tuple[Any, ...], list[int]] = {}
     for i in members:
-        kinds.setdefault(infos[i], []).append(i)
+        info = infos[i]
+        signature = (info.format, tuple(info.shape), info.dtype, json.dumps(info.codec), info.axes)
+        kinds.setdefault(signature, []).append(i)
     if len(kinds) > 1:
         lines = [
-            f"{len(files)} x {info.format} {tuple(info.shape)} {info.dtype} "
-            f"(e.g. {paths[files[0]]!r})"
-            for info, files in sorted(kinds.items(), key=lambda kv: -len(kv[1]))
+            f"{len(files)} x {infos[files[0]].format} {tuple(infos[files[0]].shape)} "
+            f"{infos[files[0]].dtype} (e.g. {paths[files[0]]!r})"
+            for files in sorted(kinds.values(), key=lambda f: -len(f))
         ]
         raise InconsistentImagesError(
             f"images of {where} differ; one array needs one format, shape and dtype: "
             + "; ".join(lines)
             + ". Split them with group_by or a narrower glob."
         )
-    return next(iter(kinds))
+    return infos[members[0]]
 
 
 def _raise_duplicates(

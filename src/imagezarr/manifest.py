@@ -158,6 +158,7 @@ def _node_json(n: Node) -> dict[str, Any]:
             "shape": list(n.image.shape),
             "dtype": n.image.dtype,
             "codec": n.image.codec,
+            "axes": n.image.axes,
         },
         "coords": {
             name: {
@@ -291,7 +292,8 @@ class _Validator:
         doc = self.typed(doc, dict, f"{where} image")
         shape = tuple(self.typed(doc.get("shape"), list, f"{where} image shape"))
         self.check(
-            len(shape) in (2, 3) and all(isinstance(s, int) and 0 < s <= MAX_SIDE for s in shape),
+            len(shape) in (2, 3, 4)
+            and all(isinstance(s, int) and 0 < s <= MAX_SIDE for s in shape),
             f"{where}: image shape {shape!r}",
         )
         dtype = doc.get("dtype")
@@ -301,7 +303,12 @@ class _Validator:
             str(codec.get("name", "")).startswith("imagecodecs_"), f"{where}: codec {codec!r}"
         )
         fmt = self.typed(doc.get("format"), str, f"{where} format")
-        return ImageInfo(fmt, shape, dtype, codec)
+        axes = self.typed(doc.get("axes", ""), str, f"{where} axes")
+        self.check(
+            axes == "" or (len(axes) == len(shape) == len(set(axes)) and set(axes) <= set("yxcz")),
+            f"{where}: axes {axes!r}",
+        )
+        return ImageInfo(fmt, shape, dtype, codec, axes)
 
     def coord(self, doc: Any, sizes: Mapping[str, int], what: str) -> Coord:
         doc = self.typed(doc, dict, what)

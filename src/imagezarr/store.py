@@ -59,7 +59,10 @@ class ImageZarrStore(Store):
     supports_listing = True
     supports_partial_writes = False
 
-    def __init__(self, manifest: Manifest, *, check: str = "stat") -> None:
+    def __init__(self, manifest: Manifest, *, check: str = "stat", read_only: bool = True) -> None:
+        if not read_only:
+            msg = "an ImageZarrStore is always read-only: it never writes into the source"
+            raise ValueError(msg)
         super().__init__(read_only=True)
         if check not in ("stat", "size", "none"):
             msg = f"check must be 'stat', 'size' or 'none', not {check!r}"
@@ -91,10 +94,16 @@ class ImageZarrStore(Store):
         self._setup()
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, ImageZarrStore)
-            and other.manifest is self.manifest
-            and other.check == self.check
+        if not isinstance(other, ImageZarrStore):
+            return False
+        a, b = self.manifest, other.manifest
+        return a is b or (
+            self.check == other.check
+            and (a.root, a.files, a.created) == (b.root, b.files, b.created)
+            and [n.path for n in a.nodes] == [n.path for n in b.nodes]
+            and all(
+                np.array_equal(x.chunks, y.chunks) for x, y in zip(a.nodes, b.nodes, strict=True)
+            )
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -105,9 +114,12 @@ class ImageZarrStore(Store):
     def with_read_only(self, read_only: bool = False) -> ImageZarrStore:
         # docstring inherited
         if not read_only:
-            msg = "an ImageZarrStore is always read-only: it never writes into the source"
-            raise ValueError(msg)
-        return ImageZarrStore(self.manifest, check=self.check)
+            msg = (
+                f"with_read_only is not implemented for the {type(self)} store type: an "
+                "ImageZarrStore is always read-only, it never writes into the source"
+            )
+            raise NotImplementedError(msg)
+        return type(self)(self.manifest, check=self.check)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -276,7 +288,7 @@ def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
         return data[byte_range.offset :]
     if isinstance(byte_range, SuffixByteRequest):
         return data[-byte_range.suffix :] if byte_range.suffix else b""
-    msg = f"unexpected byte range {byte_range!r}"
+    msg = f"Unexpected byte_range, got {byte_range!r}."
     raise TypeError(msg)
 
 

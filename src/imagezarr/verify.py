@@ -102,7 +102,8 @@ def verify(
                         if isinstance(e, SourceChangedError)
                         else "unreadable"
                     )
-                    return Problem(e.path or "?", kind, str(e))
+                    path = e.path or "?"
+                    return Problem(path, kind, str(e).removeprefix(f"{path}: "))
                 return None
 
             for start in range(0, len(slots), 256):

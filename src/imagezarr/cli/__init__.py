@@ -36,7 +36,7 @@ for command in (_scan.scan, _info.info, _verify.verify, _demo.demo):
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; library errors become exit status 1 with one line on stderr."""
     try:
-        cli.main(args=argv, prog_name="imagezarr", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="imagezarr", standalone_mode=False)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except click.ClickException as e:
@@ -53,4 +53,5 @@ def main(argv: list[str] | None = None) -> int:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         click.echo(f"imagezarr: error: {message}", err=True)
         return 1
-    return 0
+    # with standalone_mode=False click returns the exit code of click.exceptions.Exit
+    return code if isinstance(code, int) else 0

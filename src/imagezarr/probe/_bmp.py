@@ -36,14 +36,14 @@ def probe_bmp(src: Source) -> ImageInfo:
     (info_size,) = src.unpack("<I", 14, "BMP info header")
     if info_size not in _INFO_SIZES:
         msg = f"BMP with a {info_size}-byte (OS/2) info header"
-        raise src.unsupported(msg)
+        src.reject(msg)
     width, height, _, bits, compression = src.unpack("<iiHHI", 18, "BMP info header")
     (colours,) = src.unpack("<I", 46, "BMP info header")
     height = abs(height)
     src.check_size(height, width)
     if compression in (4, 5):
         msg = "BMP with an embedded JPEG or PNG stream"
-        raise src.unsupported(msg)
+        src.reject(msg)
     if bits in (1, 4, 8) and compression in (0, 1, 2):
         channels = 1 if _gray_palette(src, 14 + info_size, colours or 1 << bits) else 3
     elif bits == 24 and compression == 0:
@@ -52,14 +52,14 @@ def probe_bmp(src: Source) -> ImageInfo:
         channels = 4 if compression == 3 and _alpha_mask(src, info_size) else 3
     else:
         msg = f"BMP with {bits} bits per pixel and compression {compression}"
-        raise src.unsupported(msg)
+        src.reject(msg)
     return ImageInfo("bmp", image_shape(height, width, channels), "uint8", dict(_CODEC))
 
 
 def _gray_palette(src: Source, offset: int, colours: int) -> bool:
     if colours > 256:
         msg = f"corrupt BMP: {colours} palette entries"
-        raise src.error(msg)
+        src.fail(msg)
     palette = src.exact(offset, 4 * colours, "BMP palette")
     return all(palette[4 * i : 4 * i + 3] == bytes((i, i, i)) for i in range(colours))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from imagezarr.errors import ProbeError, UnsupportedImageError
 
@@ -46,12 +46,21 @@ class ImageInfo:
         The numpy dtype name of the decoded array.
     codec : dict
         The zarr v3 codec JSON that decodes the file bytes into that array.
+    axes : str
+        One letter per decoded axis (``y``, ``x``, ``c`` channels/samples, ``z`` depth);
+        empty means the usual ``yx`` / ``yxc``.
     """
 
     format: str
     shape: tuple[int, ...]
     dtype: str
     codec: dict[str, Any]
+    axes: str = ""
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """The names of the decoded axes, e.g. ``("y", "x", "c")``."""
+        return tuple(self.axes) if self.axes else ("y", "x", "c")[: len(self.shape)]
 
 
 def image_shape(height: int, width: int, channels: int) -> tuple[int, ...]:
@@ -71,19 +80,21 @@ class Source:
         self.name = name
         self.bytes_read = len(head)
 
-    def error(self, what: str) -> ProbeError:
-        """Return a ProbeError saying ``<name>: <what>``."""
-        return ProbeError(f"{self.name}: {what}", path=self.name)
+    def fail(self, what: str) -> NoReturn:
+        """Raise a ProbeError saying ``<name>: <what>`` (a corrupt or truncated header)."""
+        msg = f"{self.name}: {what}"
+        raise ProbeError(msg, path=self.name)
 
-    def unsupported(self, what: str) -> UnsupportedImageError:
-        """Return an UnsupportedImageError saying ``<name>: <what>``."""
-        return UnsupportedImageError(f"{self.name}: {what}", path=self.name)
+    def reject(self, what: str) -> NoReturn:
+        """Raise an UnsupportedImageError saying ``<name>: <what>`` (a real, unservable image)."""
+        msg = f"{self.name}: {what}"
+        raise UnsupportedImageError(msg, path=self.name)
 
     def read(self, offset: int, length: int) -> bytes:
         """Return up to ``length`` bytes at ``offset`` (fewer at end of file)."""
         if offset < 0 or length < 0:
             msg = f"corrupt header: negative offset {offset} or length {length}"
-            raise self.error(msg)
+            self.fail(msg)
         if offset + length <= len(self.head):
             return self.head[offset : offset + length]
         if self.size is not None:
@@ -95,9 +106,7 @@ class Source:
                 f"header walk needs more than {MAX_READ} bytes; the file is corrupt or "
                 "its header is unusually large"
             )
-            raise self.error(
-                msg
-            )
+            self.fail(msg)
         self.bytes_read += length
         return bytes(self._read(offset, length))[:length]
 
@@ -106,9 +115,7 @@ class Source:
         data = self.read(offset, length)
         if len(data) != length:
             msg = f"truncated file: {what} needs {length} bytes at offset {offset}, got {len(data)}"
-            raise self.error(
-                msg
-            )
+            self.fail(msg)
         return data
 
     def unpack(self, fmt: str, offset: int, what: str) -> tuple[Any, ...]:
@@ -119,12 +126,10 @@ class Source:
         """Raise ProbeError for empty or absurd image dimensions."""
         if height <= 0 or width <= 0:
             msg = f"corrupt header: image size {width}x{height} (width x height)"
-            raise self.error(msg)
+            self.fail(msg)
         if height > MAX_SIDE or width > MAX_SIDE or height * width > MAX_PIXELS:
             msg = (
                 f"absurd image size {width}x{height} (width x height); the limit is "
                 f"{MAX_SIDE} per side and {MAX_PIXELS} pixels; the header is corrupt"
             )
-            raise self.error(
-                msg
-            )
+            self.fail(msg)

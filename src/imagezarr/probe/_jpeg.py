@@ -33,20 +33,18 @@ def probe_jpeg(src: Source) -> ImageInfo:
             f"JPEG process SOF{marker - 0xC0} (hierarchical or lossless arithmetic) is not "
             "decodable by libjpeg-turbo; re-encode the image"
         )
-        raise src.unsupported(
-            msg
-        )
+        src.reject(msg)
     if height == 0:
         msg = "JPEG with height defined by a DNL marker is not supported"
-        raise src.unsupported(msg)
+        src.reject(msg)
     src.check_size(height, width)
     if ncomp not in (1, 3, 4):
         msg = f"JPEG with {ncomp} components is not supported (only 1, 3, 4)"
-        raise src.unsupported(msg)
+        src.reject(msg)
     lossless = marker == 0xC3
     if not (2 <= precision <= 16 if lossless else precision in (8, 12)):
         msg = f"corrupt JPEG: sample precision {precision} in SOF{marker - 0xC0}"
-        raise src.error(msg)
+        src.fail(msg)
     dtype = "uint8" if precision <= 8 else "uint16"
     return ImageInfo("jpeg", image_shape(height, width, ncomp), dtype, dict(_CODEC))
 
@@ -58,7 +56,7 @@ def _find_sof(src: Source) -> tuple[int, int]:
         head = src.exact(offset, 2, "JPEG marker (no SOF marker found)")
         if head[0] != 0xFF:
             msg = f"corrupt JPEG: expected a marker at offset {offset}, got {head!r}"
-            raise src.error(msg)
+            src.fail(msg)
         marker = head[1]
         if marker == 0xFF:  # fill byte
             offset += 1
@@ -68,13 +66,13 @@ def _find_sof(src: Source) -> tuple[int, int]:
             continue
         if marker in (0xD9, 0xDA):
             msg = "corrupt JPEG: scan data or end of image before any SOF marker"
-            raise src.error(msg)
+            src.fail(msg)
         if marker in _SOF_DECODABLE or marker in _SOF_OTHER:
             return marker, offset
         (length,) = src.unpack(">H", offset + 2, "JPEG segment length")
         if length < 2:
             msg = f"corrupt JPEG: segment length {length} at offset {offset}"
-            raise src.error(msg)
+            src.fail(msg)
         offset += 2 + length
     msg = f"corrupt JPEG: more than {MAX_STEPS} segments before the SOF marker"
-    raise src.error(msg)
+    return src.fail(msg)

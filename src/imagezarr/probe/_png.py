@@ -28,7 +28,7 @@ def probe_png(src: Source) -> ImageInfo:
     length, kind = src.unpack(">I4s", 8, "IHDR chunk")
     if kind != b"IHDR" or length != 13:
         msg = f"corrupt PNG: first chunk is {kind!r} of {length} bytes, not IHDR"
-        raise src.error(msg)
+        src.fail(msg)
     width, height, depth, colour, _, _, interlace = src.unpack(">IIBBBBB", 16, "IHDR chunk")
     src.check_size(height, width)
     if depth not in _DEPTHS.get(colour, ()) or interlace > 1:
@@ -36,9 +36,7 @@ def probe_png(src: Source) -> ImageInfo:
             f"corrupt PNG: invalid IHDR (bit depth {depth}, colour type {colour}, "
             f"interlace {interlace})"
         )
-        raise src.error(
-            msg
-        )
+        src.fail(msg)
     channels = _CHANNELS[colour]
     if colour in (0, 2, 3) and _has_trns(src):
         channels += 1
@@ -57,7 +55,7 @@ def _has_trns(src: Source) -> bool:
             return False
         if length > 2**31 - 1:
             msg = f"corrupt PNG: chunk {kind!r} at offset {offset} has length {length}"
-            raise src.error(msg)
+            src.fail(msg)
         offset += 12 + length
     msg = f"corrupt PNG: more than {MAX_STEPS} chunks before the first IDAT"
-    raise src.error(msg)
+    return src.fail(msg)

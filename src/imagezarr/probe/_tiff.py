@@ -68,11 +68,19 @@ def probe_tiff(src: Source) -> ImageInfo:
             "supported (the codec would stack matching pages into one chunk); split the "
             "pages into separate files"
         )
-        raise src.unsupported(
-            msg
-        )
+        src.reject(msg)
     shape, dtype = _shape_dtype(src, tags)
-    return ImageInfo("tiff", shape, dtype, dict(_CODEC))
+    return ImageInfo("tiff", shape, dtype, dict(_CODEC), _axes_for(src, tags, shape))
+
+
+def _axes_for(src: Source, tags: dict[int, list[int]], shape: tuple[int, ...]) -> str:
+    """Axis letters when they differ from the usual ``yx`` / ``yxc`` (planar or deep images)."""
+    planar = _first(src, tags, 284, 1) == 2 and len(shape) == 3 and shape[0] > 1
+    planes = _first(src, tags, 277, 1) if planar else 1
+    depth = max(1, _first(src, tags, 32997, 1))
+    letters = "".join(a for a, n in (("c", planes), ("z", depth), ("y", 2), ("x", 2)) if n > 1)
+    letters += "c" * (len(shape) - len(letters))
+    return "" if letters in ("yx", "yxc") or len(letters) != len(shape) else letters
 
 
 def _read_header(src: Source) -> tuple[_Layout, int]:
@@ -87,10 +95,10 @@ def _read_header(src: Source) -> tuple[_Layout, int]:
         bytesize, _, first = src.unpack(order + "HHQ", 4, "BigTIFF header")
         if bytesize != 8:
             msg = f"corrupt BigTIFF header: offset size {bytesize}"
-            raise src.error(msg)
+            src.fail(msg)
     if first < 8:
         msg = f"corrupt TIFF: first IFD offset {first}"
-        raise src.error(msg)
+        src.fail(msg)
     return layout, first
 
 
@@ -99,7 +107,7 @@ def _read_ifd(src: Source, layout: _Layout, offset: int) -> tuple[dict[int, list
     (count,) = src.unpack(layout.count_fmt, offset, "TIFF IFD entry count")
     if not 0 < count <= _MAX_ENTRIES:
         msg = f"corrupt TIFF: IFD at offset {offset} has {count} entries"
-        raise src.error(msg)
+        src.fail(msg)
     start = offset + (8 if layout.big else 2)
     size = layout.entry_size
     table = src.exact(start, count * size + struct.calcsize(layout.offset_fmt), "TIFF IFD")
@@ -125,7 +133,7 @@ def _values(src: Source, layout: _Layout, entry: bytes) -> list[int]:
     code = _TYPES.get(kind)
     if code is None or count == 0:
         msg = f"corrupt TIFF: tag {entry[:2].hex()} has type {kind}, count {count}"
-        raise src.error(msg)
+        src.fail(msg)
     count = min(count, 64)
     nbytes = count * struct.calcsize(code)
     if nbytes > len(inline):
@@ -161,14 +169,14 @@ def _first(src: Source, tags: dict[int, list[int]], tag: int, default: int) -> i
     values = tags.get(tag, [default])
     if any(v != values[0] for v in values):
         msg = f"TIFF with differing per-sample values {values} in tag {tag}"
-        raise src.unsupported(msg)
+        src.reject(msg)
     return values[0]
 
 
 def _shape_dtype(src: Source, tags: dict[int, list[int]]) -> tuple[tuple[int, ...], str]:
     if 256 not in tags or 257 not in tags:
         msg = "corrupt TIFF: the first IFD has no ImageWidth or ImageLength tag"
-        raise src.error(msg)
+        src.fail(msg)
     width, height = tags[256][0], tags[257][0]
     src.check_size(height, width)
     samples = _first(src, tags, 277, 1)
@@ -177,17 +185,17 @@ def _shape_dtype(src: Source, tags: dict[int, list[int]]) -> tuple[tuple[int, ..
     photometric = _first(src, tags, 262, 0)
     if not 0 < samples <= 64 or depth > 65536 or height * width * depth * samples > 2**34:
         msg = f"absurd TIFF: {samples} samples per pixel, image depth {depth}"
-        raise src.error(msg)
+        src.fail(msg)
     if compression not in _COMPRESSIONS:
         msg = f"TIFF compression {compression} is not decodable by libtiff"
-        raise src.unsupported(msg)
+        src.reject(msg)
     if compression in (6, 7) or photometric == 6:
         return _squeeze(1, 1, height, width, min(samples, 4)), "uint8"
     if photometric == 5:
         return (height, width, 3), "uint8"
     if photometric in (32844, 32845):
         msg = "TIFF with LogLuv/LogL photometric interpretation"
-        raise src.unsupported(msg)
+        src.reject(msg)
     dtype = _dtype(src, _first(src, tags, 339, 1), _first(src, tags, 258, 1))
     if _first(src, tags, 284, 1) == 2:
         return _squeeze(samples, depth, height, width, 1), dtype
@@ -212,4 +220,4 @@ def _dtype(src: Source, sampleformat: int, bits: int) -> str:
     if sampleformat == 6 and bits in (64, 128):
         return f"complex{bits}"
     msg = f"TIFF sample format {sampleformat} with {bits} bits per sample"
-    raise src.unsupported(msg)
+    return src.reject(msg)

@@ -16,7 +16,16 @@ from pathlib import Path
 import imagecodecs
 import numpy as np
 
-__all__ = ["PSII_DIMS", "PSII_PATTERN", "PSII_TYPES", "make_psii_experiment", "psii_image"]
+__all__ = [
+    "FORMAT_SUFFIXES",
+    "PSII_DIMS",
+    "PSII_PATTERN",
+    "PSII_TYPES",
+    "make_psii_experiment",
+    "psii_image",
+    "random_image",
+    "write_image",
+]
 
 # folder = night, file = plant barcode, timestamp, protocol step, frame (PlantCV PSII naming)
 PSII_PATTERN = (
@@ -77,3 +86,32 @@ def make_psii_experiment(
                 (folder / name).write_bytes(imagecodecs.png_encode(img))
                 truth[f"{folder.name}/{name}"] = img
     return truth
+
+
+_ENCODERS = {
+    ".png": lambda a: imagecodecs.png_encode(a),
+    ".jpg": lambda a: imagecodecs.jpeg_encode(a, level=95),
+    ".tif": lambda a: imagecodecs.tiff_encode(a),
+    ".webp": lambda a: imagecodecs.webp_encode(a, lossless=True),
+    ".bmp": lambda a: imagecodecs.bmp_encode(a),
+    ".gif": lambda a: imagecodecs.gif_encode(a),
+    ".jp2": lambda a: imagecodecs.jpeg2k_encode(a, level=0),
+    ".jxl": lambda a: imagecodecs.jpegxl_encode(a, lossless=True),
+}
+FORMAT_SUFFIXES = tuple(_ENCODERS)
+
+
+def write_image(path: str | os.PathLike[str], pixels: np.ndarray) -> bytes:
+    """Encode ``pixels`` in the format named by the file suffix, write it, return the bytes."""
+    p = Path(path)
+    data = bytes(_ENCODERS[p.suffix.lower()](pixels))
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return data
+
+
+def random_image(shape: tuple[int, ...], dtype: str = "uint8", *, seed: int = 0) -> np.ndarray:
+    """Smooth-ish random pixels (compressible, so lossy codecs stay close)."""
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)

@@ -1,0 +1,146 @@
+"""Stage 8: the command line, through its real entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PSII
+from imagezarr.cli import main
+from imagezarr.testing import PSII_PATTERN
+
+
+def scan_args(images, out):
+    return [
+        "scan",
+        str(images),
+        "--pattern",
+        PSII_PATTERN,
+        "--type",
+        "timestamp=%Y%m%dT%H%M%S",
+        "--type",
+        "frame=int",
+        "--dims",
+        "barcode,night,param,frame",
+        "-o",
+        str(out),
+    ]
+
+
+def test_scan_writes_manifest_and_prints_summary(psii, tmp_path, capsys):
+    images, truth = psii
+    out = tmp_path / "psii.imagezarr.json"
+    assert main(scan_args(images, out)) == 0
+    text = capsys.readouterr().out
+    assert f"{len(truth)} files" in text
+    assert "image (12, 2, 4, 3, 12, 16) uint8 png" in text
+    assert "48 hole(s) of 288" in text
+    assert "barcode [12]: A1, A2, A3, A4, ..." in text
+    assert "timestamp (barcode, night, param) datetime" in text
+    assert json.loads(out.read_text())["root"] == "images"
+
+
+def test_info_prints_the_same_summary(psii, tmp_path, capsys):
+    images, _ = psii
+    out = tmp_path / "psii.imagezarr.json"
+    main(scan_args(images, out))
+    scanned = capsys.readouterr().out
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    # same tree below the title line
+    assert scanned.split("\n", 2)[2] == info.split("\n", 2)[2]
+
+
+def test_verify_ok_then_reports_changed_and_missing(psii, tmp_path, capsys):
+    images, truth = psii
+    out = tmp_path / "psii.imagezarr.json"
+    main(scan_args(images, out))
+    assert main(["verify", str(out), "--decode"]) == 0
+    assert f"ok: {len(truth)} files checked, {len(truth)} decoded" in capsys.readouterr().out
+    names = sorted(truth)
+    (images / names[0]).unlink()
+    (images / names[1]).write_bytes(b"not an image any more")
+    assert main(["verify", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert f"missing      {names[0]}: file not found" in text
+    assert f"changed      {names[1]}: size" in text
+    assert "FAILED" in text
+    assert "1 changed, 1 missing" in text
+
+
+def test_verify_decode_finds_corrupt_file_with_original_stat(psii, tmp_path, capsys):
+    images, truth = psii
+    out = tmp_path / "psii.imagezarr.json"
+    main(scan_args(images, out))
+    target = images / sorted(truth)[3]
+    st = target.stat()
+    target.write_bytes(target.read_bytes()[:40] + b"\0" * (st.st_size - 40))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert main(["verify", str(out)]) == 0  # stat alone cannot see it
+    capsys.readouterr()
+    assert main(["verify", str(out), "--decode"]) == 1
+    text = capsys.readouterr().out
+    assert f"undecodable  {sorted(truth)[3]}: " in text
+    assert "cannot decode as PNG" in text
+
+
+def test_library_errors_exit_1_with_one_line(psii, tmp_path, capsys):
+    images, _ = psii
+    code = main(
+        [
+            "scan",
+            str(images),
+            "--pattern",
+            r"(?P<x1>\d+)\.png",
+            "-o",
+            str(tmp_path / "x.imagezarr.json"),
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("imagezarr: error: 240 of 240 files match the glob but their file name")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_verbose_shows_the_traceback(tmp_path, capsys):
+    assert main(["-v", "info", str(tmp_path / "missing.imagezarr.json")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err
+    assert "cannot read manifest" in err
+
+
+def test_bad_type_option_is_a_usage_error(psii, tmp_path, capsys):
+    images, _ = psii
+    code = main(["scan", str(images), "--type", "frame", "-o", str(tmp_path / "x.json")])
+    assert code == 2
+    assert "--type takes FIELD=TYPE" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end_as_a_console_script(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "imagezarr")
+    if not os.path.exists(exe):
+        pytest.skip("the imagezarr console script is not installed in this environment")
+    run = subprocess.run(
+        [exe, "demo", str(tmp_path / "demo"), "--plants", "3", "--nights", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "mean leaf intensity per plant and protocol step" in run.stdout
+    assert "files checked: ok" in run.stdout
+    assert (tmp_path / "demo" / "psii.imagezarr.json").exists()
+
+
+def test_manifest_path_in_summary(psii, tmp_path, capsys):
+    images, _ = psii
+    out = tmp_path / "psii.imagezarr.json"
+    main(scan_args(images, out))
+    assert str(out) in capsys.readouterr().out
+    assert PSII["dims"][0] == "barcode"

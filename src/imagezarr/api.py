@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["load_manifest", "open_dataset", "open_datatree", "open_group", "open_store", "scan"]
 
 Progress = Callable[[int, int], None]
+SLOW_PROBE_SECONDS = 200e-6
 ManifestLike = Manifest | str | os.PathLike[str]
 
 
@@ -138,12 +140,26 @@ def _probe_all(
         except OSError as e:
             return ProbeError(f"{entry.path}: cannot read: {e.strerror or e}", path=entry.path)
 
+    def many(start: int) -> list[probe.ImageInfo | ProbeError]:
+        # one task per batch of files: a future per file costs as much as a small probe
+        return [one(i) for i in range(start, min(n, start + batch))]
+
     n = len(entries)
+    batch = 64
     results: list[probe.ImageInfo | ProbeError] = []
-    batch = 256
-    with ThreadPoolExecutor(max_workers=workers or min(16, 4 * (os.cpu_count() or 1))) as pool:
-        for start in range(0, n, batch):
-            results.extend(pool.map(one, range(start, min(n, start + batch))))
+    # Probing a page-cached file is ~30 us of Python: threads only add GIL contention there
+    # (measured 0.31 s inline vs 0.5 s with 8 threads for 10,000 files). On a network share
+    # or a cold disk each open waits on I/O and threads win by far. So time the first batch
+    # inline and only go parallel when files are slow to reach.
+    start = time.perf_counter()
+    results.extend(many(0))
+    slow = (time.perf_counter() - start) / max(1, len(results)) > SLOW_PROBE_SECONDS
+    if progress is not None:
+        progress(len(results), n)
+    pool_size = workers or (min(16, 4 * (os.cpu_count() or 1)) if slow else 1)
+    with ThreadPoolExecutor(max_workers=pool_size) as pool:
+        for done in pool.map(many, range(batch, n, batch)):
+            results.extend(done)
             if progress is not None:
                 progress(len(results), n)
     failed = [(i, r) for i, r in enumerate(results) if isinstance(r, ProbeError)]
@@ -165,13 +181,17 @@ def open_store(
     root: str | os.PathLike[str] | None = None,
     check: Literal["stat", "size", "none"] = "stat",
     allow_outside_root: bool = False,
+    pipeline: Literal["auto"] | None = "auto",
 ) -> ImageZarrStore:
     """Open a manifest (object or path) as a read-only zarr store.
+
+    ``root`` re-roots it onto a copy of the images; ``check`` and ``pipeline`` are described
+    in :class:`ImageZarrStore`.
 
     >>> # arr = zarr.open_group(imagezarr.open_store("exp.imagezarr.json"), mode="r")["image"]
     """
     m = _manifest(manifest, root=root, allow_outside_root=allow_outside_root)
-    return ImageZarrStore(m, check=check)
+    return ImageZarrStore(m, check=check, pipeline=pipeline)
 
 
 def open_group(manifest: ManifestLike, **kwargs: Any) -> zarr.Group:

@@ -25,7 +25,7 @@ class FileEntry:
     mtime_ns: int
 
 
-def _walk(root: str, rel: str = "") -> Iterator[os.DirEntry[str]]:
+def _walk(root: str, rel: str = "") -> Iterator[tuple[str, os.DirEntry[str]]]:
     # os.scandir instead of os.walk/pathlib: one syscall per directory gives names and types,
     # which is what makes listing 100,000 files fast.
     try:
@@ -42,7 +42,7 @@ def _walk(root: str, rel: str = "") -> Iterator[os.DirEntry[str]]:
             if entry.is_dir(follow_symlinks=False):
                 yield from _walk(root, sub)
             elif entry.is_file():
-                yield entry
+                yield sub, entry
 
 
 def _matcher(glob: str | None, extensions: Iterable[str]) -> re.Pattern[str]:
@@ -77,8 +77,7 @@ def discover(
         raise DiscoveryError(msg)
     match = _matcher(glob, extensions).fullmatch
     out = []
-    for entry in _walk(top):
-        rel = os.path.relpath(entry.path, top).replace(os.sep, "/")
+    for rel, entry in _walk(top):
         if match(rel):
             st = entry.stat()
             out.append(FileEntry(rel, st.st_size, st.st_mtime_ns))

@@ -380,7 +380,15 @@ def _common_image(
     kinds: dict[tuple[Any, ...], list[int]] = {}
     for i in members:
         info = infos[i]
-        signature = (info.format, tuple(info.shape), info.dtype, json.dumps(info.codec), info.axes)
+        config = info.codec.get("configuration")
+        signature = (
+            info.format,
+            tuple(info.shape),
+            info.dtype,
+            info.axes,
+            info.codec.get("name"),
+            None if config is None else json.dumps(config, sort_keys=True),
+        )
         kinds.setdefault(signature, []).append(i)
     if len(kinds) > 1:
         lines = [

@@ -9,6 +9,7 @@ with the image codec the array declares.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
@@ -26,13 +27,14 @@ from zarr.core.buffer import Buffer, BufferPrototype, cpu
 from zarr.registry import get_codec_class
 
 from . import io
-from .codecs import SourceBuffer, pin_codecs
+from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline
 from .errors import ChunkReadError, SourceChangedError
 from .layout import Coord, Node
 from .manifest import Manifest
 
 __all__ = ["ImageZarrStore"]
 
+logger = logging.getLogger(__name__)
 _FIX = "run `imagezarr verify MANIFEST` to list every problem, then re-scan the folder"
 
 
@@ -47,6 +49,10 @@ class ImageZarrStore(Store):
         ``"stat"`` (default) compares every file's size and mtime with the manifest before
         returning its bytes; ``"size"`` compares the size only (for copies that did not keep
         mtimes); ``"none"`` trusts the files.
+    pipeline
+        ``"auto"`` (default) switches zarr to its fused codec pipeline if zarr's pipeline is
+        still the default (measured 1.25x -> 0.98x of the decode floor for local files; zarr
+        chooses pipelines globally, not per store). ``None`` leaves zarr's config alone.
 
     Examples
     --------
@@ -59,7 +65,14 @@ class ImageZarrStore(Store):
     supports_listing = True
     supports_partial_writes = False
 
-    def __init__(self, manifest: Manifest, *, check: str = "stat", read_only: bool = True) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        *,
+        check: str = "stat",
+        pipeline: str | None = "auto",
+        read_only: bool = True,
+    ) -> None:
         if not read_only:
             msg = "an ImageZarrStore is always read-only: it never writes into the source"
             raise ValueError(msg)
@@ -69,6 +82,8 @@ class ImageZarrStore(Store):
             raise ValueError(msg)
         self.manifest = manifest
         self.check = check
+        if pipeline == "auto" and prefer_fused_pipeline():
+            logger.info("imagezarr selected zarr's FusedCodecPipeline for fast local reads")
         self._setup()
 
     def _setup(self) -> None:

@@ -393,7 +393,7 @@ def _array(
         name,
         shape=data.shape,
         dtype=dtype,
-        chunks=data.shape or None,
+        chunks=data.shape,
         compressors=None,
         fill_value=_fill(data),
         dimension_names=dims,

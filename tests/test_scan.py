@@ -39,7 +39,7 @@ def test_missing_folder_and_empty_match_are_clear(tmp_path):
     with pytest.raises(DiscoveryError, match="does not exist or is not a folder"):
         imagezarr.scan(tmp_path / "nope")
     (tmp_path / "x.txt").write_text("x")
-    with pytest.raises(DiscoveryError, match="no files under .* match a known image extension"):
+    with pytest.raises(DiscoveryError, match=r"no files under .* match a known image extension"):
         imagezarr.scan(tmp_path)
 
 

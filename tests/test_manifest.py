@@ -147,7 +147,9 @@ def test_outside_entries_load_when_explicitly_allowed(psii, tmp_path):
         (lambda d: d["groups"][0]["image"].__setitem__("codec", {"name": "evil"}), "codec"),
         (lambda d: d["groups"][0].__setitem__("shape", [1, 1, 1, 1]), "do not fill the shape"),
         (lambda d: d["files"]["size"].__setitem__(0, -1), "negative size"),
-        (lambda d: d["files"]["size"].pop(), "differ in length"),
+        (lambda d: d["files"]["size"].pop(), "files.size: length 239, expected 240"),
+        (lambda d: d["files"]["path"].pop(), "files columns differ in length"),
+        (lambda d: d["files"]["size"].__setitem__(0, "12"), "values must be integers"),
         (lambda d: d.__setitem__("format", "other"), "not an imagezarr manifest"),
     ],
 )
@@ -164,3 +166,56 @@ def test_not_json_names_the_file(tmp_path):
     p.write_text("{nope")
     with pytest.raises(ManifestError, match=r"x\.imagezarr\.json' is not a JSON manifest"):
         imagezarr.load_manifest(p)
+
+
+@pytest.fixture
+def packed(monkeypatch):
+    """Pack every column, as large manifests are, without generating a large dataset."""
+    import imagezarr.manifest as mod
+
+    monkeypatch.setattr(mod, "PACK_ABOVE", 10)
+    return mod
+
+
+def test_large_tables_are_packed_and_round_trip(psii, tmp_path, packed):
+    images, _ = psii
+    m = imagezarr.scan(images, **PSII)
+    out = m.save(tmp_path / "exp.imagezarr.json")
+    doc = json.loads(out.read_text())
+    assert doc["files"]["path"].startswith("zstd:")
+    assert doc["groups"][0]["chunks"].startswith("zstd:")
+    back = imagezarr.load_manifest(out)
+    assert back.files == m.files
+    np.testing.assert_array_equal(back.node("").chunks, m.node("").chunks)
+    assert back.to_json() == m.to_json()
+
+
+def test_packed_unsafe_path_is_refused(psii, tmp_path, packed):
+    images, _ = psii
+    m = imagezarr.scan(images, **PSII)
+    m.files.paths[5] = "../../etc/passwd"
+    out = m.save(tmp_path / "exp.imagezarr.json")
+    with pytest.raises(UnsafePathError, match=r"'../../etc/passwd' leaves the dataset root"):
+        imagezarr.load_manifest(out)
+
+
+def test_packed_decompression_bomb_is_refused(psii, tmp_path, packed):
+    doc, out = doc_of(psii, tmp_path)
+    bomb = packed._pack(b"\0" * (8 * 10**6))  # 8 MB of "sizes" for a 240-file table
+    doc["files"]["size"] = bomb
+    out.write_text(json.dumps(doc))
+    with pytest.raises(ManifestError, match=r"files\.size does not unpack"):
+        imagezarr.load_manifest(out)
+
+
+@pytest.mark.parametrize(
+    "bad", ["../x.png", "a/../../x.png", "/abs.png", "C:x.png", "a\\b.png", "", "a/.."]
+)
+def test_bulk_path_check_agrees_with_the_single_check(bad):
+    from imagezarr.manifest import check_all_relative, check_relative
+
+    with pytest.raises(UnsafePathError):
+        check_relative(bad)
+    with pytest.raises(UnsafePathError):
+        check_all_relative(["ok/a.png", bad, "ok/b.png"])
+    check_all_relative(["ok/a.png", "a..b/c..png", "x/..y.png"])

@@ -5,12 +5,15 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
+
+import numpy as np
 
 from .errors import DiscoveryError
 
-__all__ = ["FileEntry", "discover"]
+__all__ = ["FileEntry", "FileTable", "discover"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +86,62 @@ def discover(
             out.append(FileEntry(rel, st.st_size, st.st_mtime_ns))
     out.sort(key=lambda e: e.path)
     return out
+
+
+class FileTable(Sequence[FileEntry]):
+    """The file table of a manifest, stored by column: paths, sizes, mtimes.
+
+    Behaves as a sequence of :class:`FileEntry`, but holds a million files in two numpy arrays
+    and one list of strings instead of a million objects.
+
+    >>> t = FileTable.from_entries([FileEntry("a.png", 3, 7)])
+    >>> t[0], len(t), int(t.sizes.sum())
+    (FileEntry(path='a.png', size=3, mtime_ns=7), 1, 3)
+    """
+
+    __slots__ = ("mtimes", "paths", "sizes")
+
+    def __init__(self, paths: list[str], sizes: np.ndarray, mtimes: np.ndarray) -> None:
+        if not len(paths) == len(sizes) == len(mtimes):
+            msg = "file table columns differ in length"
+            raise ValueError(msg)
+        self.paths = paths
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.mtimes = np.asarray(mtimes, dtype=np.int64)
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[FileEntry]) -> FileTable:
+        rows = list(entries)
+        return cls(
+            [e.path for e in rows],
+            np.fromiter((e.size for e in rows), np.int64, len(rows)),
+            np.fromiter((e.mtime_ns for e in rows), np.int64, len(rows)),
+        )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @overload
+    def __getitem__(self, index: int) -> FileEntry: ...
+    @overload
+    def __getitem__(self, index: slice) -> FileTable: ...
+    def __getitem__(self, index: int | slice) -> FileEntry | FileTable:
+        if isinstance(index, slice):
+            return FileTable(self.paths[index], self.sizes[index], self.mtimes[index])
+        return FileEntry(self.paths[index], int(self.sizes[index]), int(self.mtimes[index]))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FileTable):
+            return (
+                self.paths == other.paths
+                and np.array_equal(self.sizes, other.sizes)
+                and np.array_equal(self.mtimes, other.mtimes)
+            )
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FileTable({len(self)} files, {int(self.sizes.sum())} bytes)"

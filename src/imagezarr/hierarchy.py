@@ -96,9 +96,8 @@ def _add_node(group: zarr.Group, node: Node, manifest: Manifest) -> None:
         _array(group, name, data, c.dims, attrs)
         if c.dims != (name,):
             extra.append(name)
-    files = manifest.files
-    paths = np.array([files[i].path if i >= 0 else "" for i in node.chunks.ravel()], dtype=object)
-    _array(group, "path", paths.reshape(node.shape), node.dims, {})
+    table = np.array([*manifest.files.paths, ""], dtype=object)  # index -1 -> "" for holes
+    _array(group, "path", table[node.chunks], node.dims, {})
     _array(group, "present", node.chunks >= 0, node.dims, {})
     codec = get_codec_class(node.image.codec["name"]).from_dict(node.image.codec)
     group.create_array(

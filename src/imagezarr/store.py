@@ -27,7 +27,8 @@ from zarr.core.buffer import Buffer, BufferPrototype, cpu
 from . import io
 from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline
 from .errors import ChunkReadError, SourceChangedError
-from .hierarchy import build_metadata, chunk_refs
+from .hierarchy import build_metadata, chunk_key, image_array_path
+from .layout import Node
 from .manifest import Manifest
 
 __all__ = ["ImageZarrStore"]
@@ -239,10 +240,15 @@ class ImageZarrStore(Store):
 
     # -- listing ---------------------------------------------------------------------------
 
-    def _keys(self) -> Iterable[str]:
-        yield from self._meta
-        for key, _ in chunk_refs(self.manifest):
-            yield key
+    def _keys(self, prefix: str = "") -> Iterable[str]:
+        yield from (k for k in self._meta if k.startswith(prefix))
+        for node in self.manifest.nodes:
+            base = image_array_path(node) + "/c/"
+            if base.startswith(prefix) or prefix.startswith(base):
+                for row in np.argwhere(node.chunks >= 0):
+                    key = chunk_key(node, tuple(int(i) for i in row))
+                    if key.startswith(prefix):
+                        yield key
 
     async def list(self) -> AsyncIterator[str]:
         # docstring inherited
@@ -251,21 +257,18 @@ class ImageZarrStore(Store):
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
         # docstring inherited
-        for key in self._keys():
-            if key.startswith(prefix):
-                yield key
+        for key in self._keys(prefix):
+            yield key
 
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        # docstring inherited
+        # docstring inherited; derived from the chunk grids, so a million files list in no time
         prefix = prefix.rstrip("/")
         start = f"{prefix}/" if prefix else ""
-        seen = set()
-        for key in self._keys():
-            if key.startswith(start):
-                child = key[len(start) :].split("/", 1)[0]
-                if child not in seen:
-                    seen.add(child)
-                    yield child
+        children = {k[len(start) :].split("/", 1)[0] for k in self._meta if k.startswith(start)}
+        for node in self.manifest.nodes:
+            children |= _grid_children(node, prefix)
+        for child in sorted(children):
+            yield child
 
     # -- writing is refused ------------------------------------------------------------------
 
@@ -284,6 +287,35 @@ class ImageZarrStore(Store):
     def delete_sync(self, key: str) -> None:
         """Refused: the store is read-only."""
         self._check_writable()
+
+
+def _grid_children(node: Node, prefix: str) -> set[str]:
+    """Children of ``prefix`` inside the chunk tree ``<array>/c/i/j/...`` of one node."""
+    array = image_array_path(node)
+    present = node.chunks >= 0
+    if prefix == array:
+        return {"c"} if present.any() else set()
+    if not (prefix + "/").startswith(array + "/c/"):
+        return set()
+    tail = prefix[len(array) + 2 :].strip("/")
+    try:
+        idx = tuple(int(p) for p in tail.split("/")) if tail else ()
+    except ValueError:
+        return set()
+    outer = present.ndim
+    total = outer + len(node.image.shape)
+    if len(idx) >= total:
+        return set()
+    if len(idx) >= outer:  # inside the image dims: every present chunk has index 0 there
+        head, inner = idx[:outer], idx[outer:]
+        inside = all(0 <= i < s for i, s in zip(head, present.shape, strict=True))
+        return {"0"} if inside and not any(inner) and present[head] else set()
+    if any(not 0 <= i < s for i, s in zip(idx, present.shape, strict=False)):
+        return set()
+    sub = present[idx]
+    axes = tuple(range(1, sub.ndim))
+    hits = sub.any(axis=axes) if axes else sub
+    return {str(int(i)) for i in np.nonzero(hits)[0]}
 
 
 def _ns(mtime_ns: int) -> str:

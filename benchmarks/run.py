@@ -4,17 +4,25 @@ Run with ``make bench`` (or ``python benchmarks/run.py --help``). Generates its 
 temporary folder, runs every contender in interleaved rounds, prints medians and the ratio of
 each to its named baseline.
 
-Baselines:
-- ``floor``: every file read and decoded by imagecodecs in a thread pool, one thread per core.
-- ``imread``: one ``imagecodecs.imread`` of one file (for the one-chunk latency).
-- ``scandir+64B``: a bare ``os.scandir`` walk reading the first 64 bytes of each file (scan).
+Workloads and baselines:
+1. Full read of camera-size PNGs. Baseline ``floor``: every file read and decoded by
+   imagecodecs in a thread pool, one thread per core. Peers: tifffile ``FileSequence.aszarr()``
+   through zarr, ``dask.array.image.imread``.
+2. One chunk. Baseline ``imread``: one ``imagecodecs.imread`` of the same file.
+3. Scan. Baseline ``scandir+64B``: a bare ``os.scandir`` walk reading the first 64 bytes of
+   each file. Peer: tifffile ``FileSequence`` with a pattern (names only, no header read).
+4. Manifest of a million synthetic entries: bytes on disk, save, load, ``open_dataset``, peak
+   memory (each in a fresh subprocess, so peak RSS is the step's own).
+5. Peak memory while reading a dataset slice by slice, for two dataset sizes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -82,6 +90,35 @@ def xarray_read(manifest: imagezarr.Manifest, *, dask: bool) -> Callable[[], obj
     return run
 
 
+def peers(folder: Path, paths: list[Path]) -> dict[str, Callable[[], object]]:
+    """The tools a user would otherwise reach for, where installed."""
+    out: dict[str, Callable[[], object]] = {}
+    try:
+        import tifffile
+
+        def tiff_seq() -> object:
+            seq = tifffile.FileSequence(
+                imagecodecs.imread, [str(p) for p in paths], pattern=r"img(\d+)"
+            )
+            return zarr.open_array(seq.aszarr(), mode="r")[:]
+
+        out["peer: tifffile FileSequence.aszarr"] = tiff_seq
+    except ImportError:
+        pass
+    try:
+        import dask.array.image
+
+        def dask_imread() -> object:
+            return dask.array.image.imread(
+                str(folder / "*.png"), imread=imagecodecs.imread
+            ).compute()
+
+        out["peer: dask.array.image.imread"] = dask_imread
+    except ImportError:
+        pass
+    return out
+
+
 def bare_scan(root: Path) -> Callable[[], object]:
     def run() -> object:
         n = 0
@@ -145,6 +182,7 @@ def bench_read(work: Path, n: int, rounds: int) -> None:
         )["image"][:],
         "xarray .values": xarray_read(m, dask=False),
         "xarray + dask": xarray_read(m, dask=True),
+        **peers(work / "png", paths),
     }
     table(f"Full read, {n} gray PNGs 480x640", measure(cases, rounds), "floor")
     arr = imagezarr.open_group(m)["image"]
@@ -159,11 +197,89 @@ def bench_scan(work: Path, n: int, rounds: int) -> None:
     folder = work / f"small{n}"
     if not folder.exists():
         make_small(folder, n)
-    cases = {
+    cases: dict[str, Callable[[], object]] = {
         "scandir+64B": bare_scan(folder),
         "imagezarr.scan": lambda: imagezarr.scan(folder),
     }
+    try:
+        import tifffile
+
+        cases["peer: tifffile FileSequence (names only)"] = lambda: (
+            tifffile.FileSequence(
+                imagecodecs.imread, str(folder / "*" / "*.png"), pattern=r"d(\d+).f(\d+)"
+            ).shape
+        )
+    except ImportError:
+        pass
     table(f"Scan of {n:,} small PNGs", measure(cases, rounds), "scandir+64B", items=n)
+
+
+def bench_scan_camera(work: Path, n: int, rounds: int) -> None:
+    folder = work / f"camera{n}"
+    make_pngs(folder, n, (480, 640))
+    cases = {"scandir+64B": bare_scan(folder), "imagezarr.scan": lambda: imagezarr.scan(folder)}
+    table(f"Scan of {n} camera-size PNGs", measure(cases, rounds), "scandir+64B", items=n)
+
+
+_STEP = """
+import json, os, resource, sys, time
+import imagezarr
+from imagezarr.testing import synthetic_manifest
+step, path, plants = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t0 = time.perf_counter()
+if step == "save":
+    synthetic_manifest(plants=plants).save(path, absolute_root=True)
+elif step == "load":
+    imagezarr.load_manifest(path)
+else:
+    imagezarr.open_dataset(path)
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": dt, "peak_mib": peak}))
+"""
+
+
+def bench_manifest(work: Path, plants: int) -> None:
+    """1M entries = 1000 plants x 50 days x 4 steps x 5 frames; steps in fresh processes."""
+    path = work / "synthetic.imagezarr.json"
+    n = plants * 50 * 4 * 5
+    rows = []
+    for step in ("save", "load", "open_dataset"):
+        run = subprocess.run(
+            [sys.executable, "-c", _STEP, step, str(path), str(plants)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows.append((step, json.loads(run.stdout.strip().splitlines()[-1])))
+    size = path.stat().st_size
+    print(
+        f"\n## Manifest of {n:,} synthetic entries: {size / 1e6:.1f} MB on disk "
+        f"({size / n:.1f} bytes/entry)\n"
+    )
+    print("| step | seconds | peak RSS MiB (whole process) |\n|---|---:|---:|")
+    for step, r in rows:
+        print(f"| {step} | {r['seconds']:.2f} | {r['peak_mib']:.0f} |")
+
+
+def bench_memory(work: Path, sizes: tuple[int, ...]) -> None:
+    """Peak traced memory while reading slice by slice must not grow with the dataset."""
+    import tracemalloc
+
+    print("\n## Peak memory reading one 480x640 image at a time\n")
+    print("| files | dataset MiB decoded | peak traced MiB |\n|---:|---:|---:|")
+    for n in sizes:
+        make_pngs(work / "png", n, (480, 640))
+        m = imagezarr.scan(work / "png", glob=None)
+        files = [i for i, f in enumerate(m.files.paths) if int(f[3:8]) < n]
+        ds = imagezarr.open_dataset(m)
+        tracemalloc.start()
+        total = 0.0
+        for i in files:
+            total += float(ds.image[i].values.mean())
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"| {n} | {n * 480 * 640 / 2**20:,.0f} | {peak / 2**20:.1f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,6 +287,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=400, help="camera-size PNGs to read")
     ap.add_argument("--scan", type=int, nargs="*", default=[10_000], help="scan sizes")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument(
+        "--manifest-plants",
+        type=int,
+        default=1000,
+        help="synthetic manifest size in plants of 200 entries (0 to skip)",
+    )
+    ap.add_argument(
+        "--memory",
+        type=int,
+        nargs="*",
+        default=[200, 800],
+        help="dataset sizes for the slice-by-slice memory check",
+    )
     ap.add_argument("--workdir", help="keep generated data here (default: a temp folder)")
     args = ap.parse_args(argv)
     print(
@@ -180,8 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
         bench_read(work, args.files, args.rounds)
+        bench_scan_camera(work, args.files, args.rounds)
         for n in args.scan:
             bench_scan(work, n, max(1, args.rounds // 2))
+        if args.manifest_plants:
+            bench_manifest(work, args.manifest_plants)
+        if args.memory:
+            bench_memory(work / "mem", tuple(args.memory))
     return 0
 
 

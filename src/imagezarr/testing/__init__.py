@@ -12,9 +12,13 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import imagecodecs
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..manifest import Manifest
 
 __all__ = [
     "FORMAT_SUFFIXES",
@@ -24,6 +28,7 @@ __all__ = [
     "make_psii_experiment",
     "psii_image",
     "random_image",
+    "synthetic_manifest",
     "write_image",
 ]
 
@@ -115,3 +120,39 @@ def random_image(shape: tuple[int, ...], dtype: str = "uint8", *, seed: int = 0)
     rng = np.random.default_rng(seed)
     info = np.iinfo(dtype)
     return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+
+
+def synthetic_manifest(
+    plants: int = 1000,
+    days: int = 50,
+    steps: int = 4,
+    frames: int = 5,
+    *,
+    root: str = "/nonexistent",
+) -> Manifest:
+    """A manifest of ``plants * days * steps * frames`` PSII-style entries whose files need not
+    exist: for measuring manifest size, load and open times at scale."""
+    from ..discover import FileTable
+    from ..layout import Coord, LayoutSpec, Node
+    from ..manifest import Manifest
+    from ..probe import ImageInfo
+
+    paths = [
+        f"day{d:03d}/A{b + 1}-doi-202005{d % 28 + 1:02d}T2100{d % 60:02d}-PSII{s}-{f + 1}.png"
+        for b in range(plants)
+        for d in range(days)
+        for s in range(steps)
+        for f in range(frames)
+    ]
+    n = len(paths)
+    files = FileTable(paths, 20_000 + np.arange(n) % 977, 1_764_000_000 * 10**9 + np.arange(n))
+    coords = {
+        "barcode": Coord(("barcode",), "str", tuple(f"A{b + 1}" for b in range(plants))),
+        "day": Coord(("day",), "int", tuple(range(days))),
+        "param": Coord(("param",), "str", tuple(f"PSII{s}" for s in range(steps))),
+        "frame": Coord(("frame",), "int", tuple(range(1, frames + 1))),
+    }
+    image = ImageInfo("png", (480, 640), "uint8", {"name": "imagecodecs_png"})
+    chunks = np.arange(n, dtype=np.int64).reshape(plants, days, steps, frames)
+    node = Node("", {}, ("barcode", "day", "param", "frame"), image, coords, chunks)
+    return Manifest(root=root, files=files, layout=LayoutSpec(), nodes=(node,))

@@ -1,0 +1,83 @@
+"""``imagezarr export``: the manifest as kerchunk references, Icechunk, a Zarr copy or links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..export import FORMATS
+from ..export import export as run_export
+from ..manifest import load_manifest
+from ._common import console, lazy_progress
+
+PROGRESS_LABELS = {"zarr": "copying images", "links": "linking images", "icechunk": "referencing"}
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option(
+    "-f", "--format", "fmt", required=True, type=click.Choice(list(FORMATS)), help="What to write."
+)
+@click.option("-o", "--output", required=True, type=click.Path(), help="Where to write it.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
+@click.option("--force", is_flag=True, help="Allow writing inside the source folder.")
+@click.option("--root", help="Read the images from this folder instead of the recorded root.")
+@click.option(
+    "--parquet/--json",
+    default=None,
+    help="kerchunk: Parquet or JSON (default: JSON, Parquet for *.parq or huge sets).",
+)
+@click.option("--templates", is_flag=True, help="kerchunk: urls as {{root}}/path, overridable.")
+@click.option("--root-url", help="kerchunk: value of the root template (default: file url).")
+@click.option("--shards", type=int, help="zarr: images per shard (default: no sharding).")
+@click.option(
+    "--compressor",
+    type=click.Choice(["zstd", "none"]),
+    default="zstd",
+    show_default=True,
+    help="zarr: compressor of the copy.",
+)
+@click.option("--level", type=int, default=3, show_default=True, help="zarr: zstd level.")
+@click.option("--ome", is_flag=True, help="zarr: add OME-Zarr 0.5 multiscales metadata.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
+def export(
+    manifest: str,
+    fmt: str,
+    output: str,
+    overwrite: bool,
+    force: bool,
+    root: str | None,
+    parquet: bool | None,
+    templates: bool,
+    root_url: str | None,
+    shards: int | None,
+    compressor: str,
+    level: int,
+    ome: bool,
+    quiet: bool,
+) -> None:
+    """Export MANIFEST to OUTPUT in the chosen format (see docs/export.md)."""
+    m = load_manifest(manifest, root=root)
+    options: dict[str, Any] = {}
+    if fmt == "kerchunk":
+        options = {"parquet": parquet, "templates": templates, "root_url": root_url}
+    elif any((parquet is not None, templates, root_url)):
+        msg = "--parquet/--json, --templates and --root-url apply to --format kerchunk only"
+        raise click.UsageError(msg)
+    if fmt == "zarr":
+        options = {
+            "shards": shards,
+            "compressor": None if compressor == "none" else "zstd",
+            "level": level,
+            "ome": ome,
+        }
+    elif shards is not None or ome:
+        msg = "--shards and --ome apply to --format zarr only"
+        raise click.UsageError(msg)
+    with lazy_progress(PROGRESS_LABELS.get(fmt, "exporting"), quiet=quiet) as progress:
+        if fmt in PROGRESS_LABELS:
+            options["progress"] = progress
+        out = run_export(m, fmt, output, overwrite=overwrite, force=force, **options)
+    if not quiet:
+        console.print(f"wrote {fmt} export of {len(m.files)} files to {out}", soft_wrap=True)

@@ -1,0 +1,72 @@
+"""Stage 7, export: the manifest's hierarchy as files other tools open without imagezarr.
+
+Every format is built from :mod:`imagezarr.hierarchy` (``build_metadata`` and ``chunk_refs``),
+so all of them describe exactly the arrays the store serves: same grid, codec, coordinates
+and holes.
+
+- ``kerchunk``: a kerchunk reference file (JSON, or Parquet), opened with fsspec ``reference://``.
+- ``icechunk``: a local Icechunk repository of virtual references to the image files.
+- ``zarr``: a real Zarr v3 copy with decoded, recompressed pixels (optionally OME-Zarr 0.5).
+- ``links``: an on-disk Zarr v3 folder whose image chunks are symbolic links to the images.
+
+Every export refuses to write inside the source folder unless ``force``, never replaces an
+existing output unless ``overwrite``, and writes atomically (temporary path, then rename).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ExportError
+from ..manifest import Manifest, load_manifest
+from .copy import export_zarr
+from .icechunk import export_icechunk
+from .kerchunk import export_kerchunk, references
+from .links import export_links
+
+__all__ = [
+    "FORMATS",
+    "export",
+    "export_icechunk",
+    "export_kerchunk",
+    "export_links",
+    "export_zarr",
+    "references",
+]
+
+FORMATS = {
+    "kerchunk": export_kerchunk,
+    "icechunk": export_icechunk,
+    "zarr": export_zarr,
+    "links": export_links,
+}
+
+
+def export(
+    manifest: Manifest | str | os.PathLike[str],
+    format: str,
+    out: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    force: bool = False,
+    **options: Any,
+) -> Path:
+    """Export a manifest (object or path) in ``format`` to ``out``; return the output path.
+
+    ``options`` go to the format's function (:func:`export_kerchunk`, :func:`export_icechunk`,
+    :func:`export_zarr`, :func:`export_links`).
+
+    Examples
+    --------
+    >>> # export("psii.imagezarr.json", "kerchunk", "psii.refs.json")
+    >>> # export("psii.imagezarr.json", "zarr", "psii.zarr", shards=16, ome=True)
+    """
+    try:
+        writer = FORMATS[format]
+    except KeyError:
+        msg = f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}"
+        raise ExportError(msg) from None
+    m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    return writer(m, out, overwrite=overwrite, force=force, **options)  # type: ignore[operator]

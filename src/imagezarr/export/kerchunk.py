@@ -1,0 +1,109 @@
+"""kerchunk reference files (version 1): JSON, or fsspec's Parquet layout for large sets.
+
+:func:`references` is pure: a manifest in, the reference document out. Metadata documents are
+inlined (``zarr.json`` as JSON text, coordinate chunks as ``base64:``), image chunks are
+whole-file references ``[url]``. Urls are absolute ``file://`` urls by default, or
+``{{root}}/relative/path`` with a ``root`` template that readers can override when the images
+move (fsspec resolves a relative url against the current directory, not the reference file).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ExportError
+from ..hierarchy import build_metadata, chunk_refs
+from ..manifest import Manifest
+from ._common import check_output, file_url, staged_file
+
+__all__ = ["PARQUET_THRESHOLD", "export_kerchunk", "references"]
+
+#: with ``parquet=None``, reference sets with more image chunks than this are written as Parquet
+PARQUET_THRESHOLD = 1_000_000
+TEMPLATE = "root"
+
+
+def _inline(key: str, data: bytes) -> str:
+    if key == "zarr.json" or key.endswith("/zarr.json"):
+        return data.decode("utf-8")
+    return "base64:" + base64.b64encode(data).decode("ascii")
+
+
+def references(
+    manifest: Manifest, *, templates: bool = False, root_url: str | None = None
+) -> dict[str, Any]:
+    """The kerchunk version-1 reference document of ``manifest``.
+
+    Parameters
+    ----------
+    manifest
+        The dataset.
+    templates
+        Write image urls as ``{{root}}/relative/path`` with a ``root`` template, instead of
+        absolute urls.
+    root_url
+        The value of the ``root`` template (default: the ``file://`` url of the manifest's
+        root). Only with ``templates``.
+
+    Examples
+    --------
+    >>> # refs = references(imagezarr.load_manifest("exp.imagezarr.json"), templates=True)
+    >>> # refs["templates"]  -> {"root": "file:///data/exp/images"}
+    """
+    refs: dict[str, Any] = {k: _inline(k, v) for k, v in build_metadata(manifest).items()}
+    files = manifest.files
+    if templates:
+        for key, i in chunk_refs(manifest):
+            path = files[i].path
+            if "{" in path or "}" in path:
+                msg = (
+                    f"{path!r} contains a brace, which fsspec's simple templates cannot "
+                    "express; export without templates (absolute urls)"
+                )
+                raise ExportError(msg)
+            refs[key] = [f"{{{{{TEMPLATE}}}}}/{path}"]
+        root = root_url if root_url is not None else file_url(manifest.root)
+        return {"version": 1, "templates": {TEMPLATE: root.rstrip("/")}, "refs": refs}
+    if root_url is not None:
+        msg = "root_url only applies with templates=True (--templates)"
+        raise ExportError(msg)
+    for key, i in chunk_refs(manifest):
+        refs[key] = [file_url(manifest.file_path(i))]
+    return {"version": 1, "refs": refs}
+
+
+def export_kerchunk(
+    manifest: Manifest,
+    out: str | os.PathLike[str],
+    *,
+    parquet: bool | None = None,
+    templates: bool = False,
+    root_url: str | None = None,
+    record_size: int = 100_000,
+    overwrite: bool = False,
+    force: bool = False,
+) -> Path:
+    """Write ``manifest`` as a kerchunk reference set: one JSON file, or a Parquet folder.
+
+    ``parquet=None`` chooses Parquet for an output named ``*.parq``/``*.parquet`` or for more
+    than :data:`PARQUET_THRESHOLD` image chunks. Other parameters as for :func:`references`.
+    The manifest's size and mtime checks do not survive: a reader of the references gets
+    whatever the files hold when read.
+    """
+    path = check_output(manifest, out, overwrite=overwrite, force=force)
+    doc = references(manifest, templates=templates, root_url=root_url)
+    if parquet is None:
+        nchunks = sum(int((n.chunks >= 0).sum()) for n in manifest.nodes)
+        parquet = path.suffix in (".parq", ".parquet") or nchunks > PARQUET_THRESHOLD
+    if parquet:
+        from ._parquet import write_parquet
+
+        write_parquet(doc, path, record_size=record_size)
+        return path
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    staged_file(path, text.encode("utf-8"))
+    return path

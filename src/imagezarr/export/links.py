@@ -1,0 +1,64 @@
+"""An on-disk Zarr v3 folder: real metadata files, image chunks as symbolic links to the images.
+
+Any zarr v3 reader with the image codec (``imagecodecs-zarr``) opens it as a plain local store:
+no imagezarr, no reference file system, no copy of the pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ExportError
+from ..hierarchy import build_metadata, chunk_refs
+from ..manifest import Manifest
+from ._common import Progress, check_output, checked_stat, staged_dir
+
+__all__ = ["export_links"]
+
+
+def export_links(
+    manifest: Manifest,
+    out: str | os.PathLike[str],
+    *,
+    check: bool = True,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+    force: bool = False,
+) -> Path:
+    """Write a Zarr v3 folder whose image chunk files are symlinks (absolute targets).
+
+    ``check`` (default) refuses files that are missing or changed since the scan: a dangling
+    link would read as a hole. Raises :class:`ExportError` where symbolic links cannot be made
+    (e.g. Windows without developer mode).
+
+    >>> # export_links(imagezarr.load_manifest("exp.imagezarr.json"), "exp.links.zarr")
+    """
+    path = check_output(manifest, out, overwrite=overwrite, force=force)
+    refs = list(chunk_refs(manifest))
+    with staged_dir(path) as tmp:
+        for key, data in build_metadata(manifest).items():
+            target = tmp.joinpath(*key.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        for done, (key, i) in enumerate(refs, 1):
+            if check:
+                checked_stat(manifest, i)
+            link = tmp.joinpath(*key.split("/"))
+            link.parent.mkdir(parents=True, exist_ok=True)
+            _symlink(os.path.abspath(manifest.file_path(i)), link)
+            if progress is not None and (done % 256 == 0 or done == len(refs)):
+                progress(done, len(refs))
+    return path
+
+
+def _symlink(target: str, link: Path) -> None:
+    try:
+        os.symlink(target, link)
+    except (OSError, NotImplementedError) as e:
+        msg = (
+            f"cannot create the symbolic link {str(link)!r} -> {target!r}: "
+            f"{getattr(e, 'strerror', None) or e}. This system or file system does not allow "
+            "symlinks (on Windows enable developer mode); use --format kerchunk or zarr instead"
+        )
+        raise ExportError(msg) from e

@@ -32,6 +32,7 @@ from .errors import (
     UnsafePathError,
     UnsupportedImageError,
 )
+from .layout import LayoutSpec, LayoutWarning, Lookup, Table
 from .manifest import Manifest
 from .store import ImageZarrStore
 
@@ -47,12 +48,16 @@ __all__ = [
     "ImageZarrStore",
     "InconsistentImagesError",
     "LayoutError",
+    "LayoutSpec",
+    "LayoutWarning",
+    "Lookup",
     "Manifest",
     "ManifestError",
     "ManifestVersionError",
     "PatternMismatchError",
     "ProbeError",
     "SourceChangedError",
+    "Table",
     "UnsafePathError",
     "UnsupportedImageError",
     "__version__",

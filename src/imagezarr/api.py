@@ -6,13 +6,15 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import io, probe
 from .discover import FileEntry, discover
 from .errors import DiscoveryError, ProbeError
-from .layout import LayoutSpec, arrange, match_fields
+from .layout import Derivation, LayoutSpec, Lookup, Table, arrange, match_fields
 from .manifest import Manifest, load_manifest
+from .presets import read_table
 from .store import ImageZarrStore
 
 if TYPE_CHECKING:
@@ -46,6 +48,10 @@ def scan(
     on_unreadable: Literal["error", "skip"] = "error",
     workers: int | None = None,
     progress: Progress | None = None,
+    layout: LayoutSpec | None = None,
+    derived: Mapping[str, Derivation] | None = None,
+    lookups: Sequence[Lookup] = (),
+    tables: Sequence[Table] = (),
 ) -> Manifest:
     """Scan a folder of images into a :class:`Manifest`, reading only file headers.
 
@@ -69,6 +75,17 @@ def scan(
         header cannot be read, instead of raising.
     progress
         Called as ``progress(done, total)`` while headers are probed.
+    layout
+        A ready :class:`LayoutSpec`, e.g. from :func:`imagezarr.presets.plantcv` or a saved
+        manifest's ``layout``; ``pattern``, ``glob``, ``types``, ``dims`` and ``group_by``
+        given here override it, ``derived``, ``lookups`` and ``tables`` add to it.
+    derived
+        New fields: ``"day(timestamp, 20:00)"``, ``"strftime(timestamp, %Y-%m)"`` or a callable
+        taking the file's fields (a callable is recorded by name only and must be given again
+        when the layout is re-used).
+    lookups, tables
+        :class:`Lookup` tables adding fields keyed by a field's values; sidecar
+        :class:`Table` objects listing files. Their files are read here (CSV or JSON).
 
     Examples
     --------
@@ -76,23 +93,28 @@ def scan(
     >>> #                    types={"frame": "int"}, group_by="plant")
     >>> # m.save("psii.imagezarr.json")
     """
-    by = _names(group_by) or ()
-    spec = LayoutSpec(
+    spec = _layout(
+        layout,
         pattern=pattern,
         glob=glob,
-        types=dict(types or {}),
-        dims=_names(dims),
-        group_by=by,
+        types=types,
+        dims=dims,
+        group_by=group_by,
         on_unmatched=on_unmatched,
+        derived=derived,
+        lookups=lookups,
+        tables=tables,
     )
     spec.validate()
+    glob = spec.glob
     root = os.path.abspath(os.fspath(source))
-    entries = discover(root, glob=glob, extensions=probe.EXTENSIONS)
+    rows = {path: read_table(path) for path in _table_files(spec)}
+    entries = discover(root, glob=glob, extensions=spec.extensions or probe.EXTENSIONS)
     if not entries:
         what = f"glob {glob!r}" if glob else "a known image extension"
         msg = f"no files under {root!r} match {what}; check the folder and --glob"
         raise DiscoveryError(msg)
-    kept, fields, unmatched = match_fields([e.path for e in entries], spec)
+    kept, fields, unmatched = match_fields([e.path for e in entries], spec, tables=rows)
     candidates = [entries[i] for i in kept]
     infos, failed = _probe_all(root, candidates, workers=workers, progress=progress)
     if failed and on_unreadable == "error":
@@ -116,6 +138,48 @@ def scan(
         unmatched=len(unmatched),
         unreadable=tuple(candidates[i].path for i in sorted(bad)),
     )
+
+
+def _layout(
+    layout: LayoutSpec | None,
+    *,
+    pattern: str | None,
+    glob: str | None,
+    types: Mapping[str, str] | None,
+    dims: str | Sequence[str] | None,
+    group_by: str | Sequence[str] | None,
+    on_unmatched: Literal["error", "skip"],
+    derived: Mapping[str, Derivation] | None,
+    lookups: Sequence[Lookup],
+    tables: Sequence[Table],
+) -> LayoutSpec:
+    """The layout to scan with: ``layout`` (or an empty one) with the options given applied."""
+    base = layout or LayoutSpec()
+    changes: dict[str, Any] = {
+        "pattern": pattern,
+        "glob": glob,
+        "types": None if types is None else {**base.types, **types},
+        "dims": _names(dims),
+        "group_by": _names(group_by),
+    }
+    spec = replace(base, **{k: v for k, v in changes.items() if v is not None})
+    if on_unmatched != "error":
+        spec = replace(spec, on_unmatched=on_unmatched)
+    return replace(
+        spec,
+        derived={**spec.derived, **(derived or {})},
+        lookups=(*spec.lookups, *(_absolute(lk) for lk in lookups)),
+        tables=(*spec.tables, *(_absolute(t) for t in tables)),
+    )
+
+
+def _absolute(item: Any) -> Any:
+    """Table paths are relative to the current folder; the layout records them absolute."""
+    return replace(item, path=os.path.abspath(item.path))
+
+
+def _table_files(spec: LayoutSpec) -> list[str]:
+    return list(dict.fromkeys([t.path for t in spec.tables] + [lk.path for lk in spec.lookups]))
 
 
 def _probe_all(

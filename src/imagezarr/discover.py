@@ -12,20 +12,23 @@ from typing import overload
 import numpy as np
 
 from .errors import DiscoveryError
+from .io import ObjectRoot
 
-__all__ = ["FileEntry", "FileTable", "discover"]
+__all__ = ["FileEntry", "FileTable", "discover", "discover_objects"]
 
 
 @dataclass(frozen=True, slots=True)
 class FileEntry:
     """One file of a dataset: its path relative to the root (POSIX separators), size, mtime.
 
-    ``mtime_ns`` is the modification time in integer nanoseconds, as ``os.stat`` reports it.
+    ``mtime_ns`` is the modification time in integer nanoseconds, as ``os.stat`` reports it
+    (for objects: their last-modified time); ``etag`` is the object store's entity tag.
     """
 
     path: str
     size: int
     mtime_ns: int
+    etag: str | None = None
 
 
 def _walk(root: str, rel: str = "") -> Iterator[tuple[str, os.DirEntry[str]]]:
@@ -53,6 +56,33 @@ def _matcher(glob: str | None, extensions: Iterable[str]) -> re.Pattern[str]:
         exts = "|".join(re.escape(e.lower()) for e in sorted(extensions))
         return re.compile(rf".*(?:{exts})", re.IGNORECASE | re.DOTALL)
     return re.compile(fnmatch.translate(glob), re.IGNORECASE)
+
+
+def _hidden(rel: str) -> bool:
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+def discover_objects(
+    root: ObjectRoot, *, glob: str | None = None, extensions: Iterable[str] = ()
+) -> list[FileEntry]:
+    """List the objects below a remote root, with size, last-modified time and etag."""
+    match = _matcher(glob, extensions).fullmatch
+    try:
+        out = [
+            FileEntry(rel, size, mtime, etag)
+            for rel, size, mtime, etag in root.list()
+            if match(rel) and not _hidden(rel)
+        ]
+    except (OSError, RuntimeError, ValueError) as e:
+        msg = f"cannot list {root.url}: {_first_line(e)}"
+        raise DiscoveryError(msg) from e
+    out.sort(key=lambda e: e.path)
+    return out
+
+
+def _first_line(e: BaseException) -> str:
+    """obstore errors carry multi-line debug dumps; the first line says what happened."""
+    return str(e).strip().split("\n", 1)[0][:300]
 
 
 def discover(
@@ -96,26 +126,35 @@ class FileTable(Sequence[FileEntry]):
 
     >>> t = FileTable.from_entries([FileEntry("a.png", 3, 7)])
     >>> t[0], len(t), int(t.sizes.sum())
-    (FileEntry(path='a.png', size=3, mtime_ns=7), 1, 3)
+    (FileEntry(path='a.png', size=3, mtime_ns=7, etag=None), 1, 3)
     """
 
-    __slots__ = ("mtimes", "paths", "sizes")
+    __slots__ = ("etags", "mtimes", "paths", "sizes")
 
-    def __init__(self, paths: list[str], sizes: np.ndarray, mtimes: np.ndarray) -> None:
-        if not len(paths) == len(sizes) == len(mtimes):
+    def __init__(
+        self,
+        paths: list[str],
+        sizes: np.ndarray,
+        mtimes: np.ndarray,
+        etags: list[str | None] | None = None,
+    ) -> None:
+        if not len(paths) == len(sizes) == len(mtimes) == len(etags or paths):
             msg = "file table columns differ in length"
             raise ValueError(msg)
         self.paths = paths
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.mtimes = np.asarray(mtimes, dtype=np.int64)
+        self.etags = etags
 
     @classmethod
     def from_entries(cls, entries: Iterable[FileEntry]) -> FileTable:
         rows = list(entries)
+        etags = [e.etag for e in rows]
         return cls(
             [e.path for e in rows],
             np.fromiter((e.size for e in rows), np.int64, len(rows)),
             np.fromiter((e.mtime_ns for e in rows), np.int64, len(rows)),
+            etags if any(t is not None for t in etags) else None,
         )
 
     def __len__(self) -> int:
@@ -126,9 +165,12 @@ class FileTable(Sequence[FileEntry]):
     @overload
     def __getitem__(self, index: slice) -> FileTable: ...
     def __getitem__(self, index: int | slice) -> FileEntry | FileTable:
+        etags = self.etags
         if isinstance(index, slice):
-            return FileTable(self.paths[index], self.sizes[index], self.mtimes[index])
-        return FileEntry(self.paths[index], int(self.sizes[index]), int(self.mtimes[index]))
+            sub = None if etags is None else etags[index]
+            return FileTable(self.paths[index], self.sizes[index], self.mtimes[index], sub)
+        etag = None if etags is None else etags[index]
+        return FileEntry(self.paths[index], int(self.sizes[index]), int(self.mtimes[index]), etag)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, FileTable):
@@ -136,6 +178,7 @@ class FileTable(Sequence[FileEntry]):
                 self.paths == other.paths
                 and np.array_equal(self.sizes, other.sizes)
                 and np.array_equal(self.mtimes, other.mtimes)
+                and self.etags == other.etags
             )
         if isinstance(other, Sequence):
             return list(self) == list(other)

@@ -2,7 +2,9 @@
 
 Pure: takes values, returns values, touches no file. Two verbs:
 
-- :func:`match_fields` parses every relative path with the layout's regex into typed fields.
+- :func:`match_fields` parses every relative path with the layout's regex into typed fields,
+  joins fields from sidecar tables (:class:`Table`), filters, derives fields (``day`` with a
+  day boundary, ``strftime``, any Python callable) and joins lookup tables (:class:`Lookup`).
 - :func:`arrange` turns matched files and their probed :class:`ImageInfo` into :class:`Node`\\ s,
   one per group, each holding one image array with labeled outer dims.
 """
@@ -13,9 +15,10 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -30,18 +33,29 @@ from .probe import ImageInfo
 
 __all__ = [
     "Coord",
+    "Derivation",
     "FieldType",
     "LayoutSpec",
+    "LayoutWarning",
+    "Lookup",
     "Node",
+    "Table",
     "arrange",
+    "day",
     "match_fields",
     "natural_key",
     "parse_type",
 ]
 
 Value = int | float | str | datetime
+Derivation = str | Callable[[Mapping[str, Any]], Any]
 RESERVED = ("y", "x", "c", "z", "path", "present", "image")
 MAX_EXAMPLES = 5
+CALLABLE_PREFIX = "callable:"
+
+
+class LayoutWarning(UserWarning):
+    """Something was left out or unmatched, on purpose (``on_missing="warn"``); never silent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +93,123 @@ def parse_type(spec: str) -> FieldType:
     raise LayoutError(msg)
 
 
+def _text_map(doc: Mapping[str, Any] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (doc or {}).items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A sidecar table listing files, as imaging systems export them (``SnapshotInfo.csv``).
+
+    Each row gives its columns as fields to the file(s) it names. ``file`` is a template of
+    ``{column}`` references naming the file of a row: a name with a ``/`` is compared with the
+    path relative to the root, otherwise with the file name; ``ignore_extension`` compares
+    without the file's extension. ``split`` names columns holding lists (``{"tiles": ";"}``):
+    one row per item, empty items ignored. Column names lose their spaces (``plant barcode`` becomes
+    ``plantbarcode``, as PlantCV reads them); ``columns`` renames or selects (``{column:
+    field}``). Rows naming files that are not there raise (``on_missing="error"``) or warn.
+
+    >>> t = Table("SnapshotInfo.csv", file="snapshot{id}/{tiles}", split={"tiles": ";"})
+    >>> t.template_columns()
+    ['id', 'tiles']
+    """
+
+    path: str
+    file: str
+    split: Mapping[str, str] = field(default_factory=dict)
+    columns: Mapping[str, str] | None = None
+    ignore_extension: bool = False
+    on_missing: Literal["error", "warn"] = "error"
+
+    def template_columns(self) -> list[str]:
+        return re.findall(r"\{([^{}]+)\}", self.file)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "file": self.file,
+            "split": dict(self.split),
+            "columns": None if self.columns is None else dict(self.columns),
+            "ignore_extension": self.ignore_extension,
+            "on_missing": self.on_missing,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Table:
+        cols = doc.get("columns")
+        return cls(
+            path=str(doc["path"]),
+            file=str(doc["file"]),
+            split=_text_map(doc.get("split")),
+            columns=None if cols is None else _text_map(cols),
+            ignore_extension=bool(doc.get("ignore_extension", False)),
+            on_missing=doc.get("on_missing", "error"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A table mapping the values of field ``key`` to labels: each other column becomes a field.
+
+    ``column`` is the table's key column (default: ``key``); ``columns`` selects and renames
+    the added columns (``{column: field}``; default: all others, spaces removed). Values are
+    compared as text (``frame`` 1 matches a cell ``1``). A value missing from the table raises
+    (``on_missing="error"``) or warns and leaves the added fields empty; it is never dropped.
+
+    >>> Lookup("frames.csv", key="frame").to_json()["column"]
+    'frame'
+    """
+
+    path: str
+    key: str
+    column: str | None = None
+    columns: Mapping[str, str] | None = None
+    on_missing: Literal["error", "warn"] = "error"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "key": self.key,
+            "column": self.column or self.key,
+            "columns": None if self.columns is None else dict(self.columns),
+            "on_missing": self.on_missing,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Lookup:
+        cols = doc.get("columns")
+        return cls(
+            path=str(doc["path"]),
+            key=str(doc["key"]),
+            column=doc.get("column"),
+            columns=None if cols is None else _text_map(cols),
+            on_missing=doc.get("on_missing", "error"),
+        )
+
+
+def _callable_name(fn: Callable[..., Any]) -> str:
+    module = getattr(fn, "__module__", None) or ""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return f"{module}.{name}" if module else str(name)
+
+
 @dataclass(frozen=True, slots=True)
 class LayoutSpec:
     """Everything needed to repeat a layout: the regex, field types, dims and grouping.
 
     A ``pattern`` containing ``/`` is matched against the whole path relative to the root (so
-    folder names can be fields); otherwise against the file name alone.
+    folder names can be fields); otherwise against the file name alone. ``target`` forces
+    ``"path"``, ``"name"`` or ``"stem"`` (the file name without its extension, as PlantCV
+    parses names); ``search=True`` uses :func:`re.search` instead of a full match.
+
+    Optional, in the order they apply: ``recursive=False`` keeps only files directly in the
+    root; ``tables`` join fields from sidecar tables listing files; ``filters`` keep files whose
+    field text is one of the listed values; ``types`` convert text to values; ``ranges`` keep
+    values between inclusive bounds (text in the field's type, ``None`` for open);
+    ``derived`` computes new fields (:func:`derive`); ``lookups`` add fields from tables keyed
+    by a field's values. ``preset`` records the options a preset was built from;
+    ``extensions`` (``(".png",)``) replaces the default list of image extensions when there is
+    no ``glob``.
     """
 
     pattern: str | None = None
@@ -93,23 +218,47 @@ class LayoutSpec:
     dims: tuple[str, ...] | None = None
     group_by: tuple[str, ...] = ()
     on_unmatched: Literal["error", "skip"] = "error"
+    target: Literal["auto", "path", "name", "stem"] = "auto"
+    search: bool = False
+    recursive: bool = True
+    tables: tuple[Table, ...] = ()
+    filters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    ranges: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    derived: Mapping[str, Derivation] = field(default_factory=dict)
+    lookups: tuple[Lookup, ...] = ()
+    preset: Mapping[str, Any] | None = None
+    extensions: tuple[str, ...] | None = None
 
-    def fields(self) -> list[str]:
+    def pattern_fields(self) -> list[str]:
         """The named groups of the pattern, in order."""
         if self.pattern is None:
             return []
         return list(_compile(self.pattern).groupindex)
 
+    def fields(self, table_fields: Sequence[str] = ()) -> list[str]:
+        """Every field: the pattern's, ``table_fields`` (known once tables are read), derived
+        fields and, for lookups with explicit ``columns``, the fields they add."""
+        names = self.pattern_fields() or ([] if self.tables else ["file"])
+        names += [f for f in table_fields if f not in names]
+        names += list(self.derived)
+        for lk in self.lookups:
+            names += list((lk.columns or {}).values())
+        return names
+
     def outer_dims(self) -> tuple[str, ...]:
-        """The array's outer dims: ``dims``, else every field not used by ``group_by``."""
-        if self.pattern is None:
-            return ("file",)
+        """The array's outer dims: ``dims``, else every pattern field not used by ``group_by``."""
         if self.dims is not None:
             return tuple(self.dims)
-        return tuple(f for f in self.fields() if f not in self.group_by)
+        if self.pattern is None:
+            return ("file",)
+        return tuple(f for f in self.pattern_fields() if f not in self.group_by)
+
+    def callables(self) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
+        """The derived fields given as Python callables."""
+        return {k: v for k, v in self.derived.items() if callable(v)}
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "pattern": self.pattern,
             "glob": self.glob,
             "types": dict(self.types),
@@ -117,10 +266,30 @@ class LayoutSpec:
             "group_by": list(self.group_by),
             "on_unmatched": self.on_unmatched,
         }
+        # the keys below are optional: written only when used, so older layouts are unchanged
+        extra: dict[str, Any] = {
+            "target": self.target if self.target != "auto" else None,
+            "search": self.search or None,
+            "recursive": None if self.recursive else False,
+            "tables": [t.to_json() for t in self.tables] or None,
+            "filters": {k: list(v) for k, v in self.filters.items()} or None,
+            "ranges": {k: list(v) for k, v in self.ranges.items()} or None,
+            "derived": {
+                k: CALLABLE_PREFIX + _callable_name(v) if callable(v) else v
+                for k, v in self.derived.items()
+            }
+            or None,
+            "lookups": [lk.to_json() for lk in self.lookups] or None,
+            "preset": None if self.preset is None else dict(self.preset),
+            "extensions": None if self.extensions is None else list(self.extensions),
+        }
+        doc.update({k: v for k, v in extra.items() if v is not None})
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> LayoutSpec:
         dims = doc.get("dims")
+        ranges = doc.get("ranges") or {}
         return cls(
             pattern=doc.get("pattern"),
             glob=doc.get("glob"),
@@ -128,32 +297,62 @@ class LayoutSpec:
             dims=None if dims is None else tuple(dims),
             group_by=tuple(doc.get("group_by") or ()),
             on_unmatched=doc.get("on_unmatched", "error"),
+            target=doc.get("target", "auto"),
+            search=bool(doc.get("search", False)),
+            recursive=bool(doc.get("recursive", True)),
+            tables=tuple(Table.from_json(t) for t in doc.get("tables") or ()),
+            filters={str(k): tuple(map(str, v)) for k, v in (doc.get("filters") or {}).items()},
+            ranges={str(k): (v[0], v[1]) for k, v in ranges.items()},
+            derived={str(k): str(v) for k, v in (doc.get("derived") or {}).items()},
+            lookups=tuple(Lookup.from_json(lk) for lk in doc.get("lookups") or ()),
+            preset=doc.get("preset"),
+            extensions=None if doc.get("extensions") is None else tuple(doc["extensions"]),
         )
 
-    def validate(self) -> None:
-        """Check the spec is self-consistent; raise :class:`LayoutError` naming the problem."""
-        if self.on_unmatched not in ("error", "skip"):
-            msg = f"on_unmatched must be 'error' or 'skip', not {self.on_unmatched!r}"
-            raise LayoutError(msg)
-        names = self.fields()
-        if self.pattern is None:
-            if self.group_by or self.dims or self.types:
-                msg = "dims, group_by and types need a pattern with named groups"
+    def validate(self, table_fields: Sequence[str] | None = None) -> None:
+        """Check the spec is self-consistent; raise :class:`LayoutError` naming the problem.
+
+        Field names coming from tables are only known once the tables are read: pass them as
+        ``table_fields``; until then names that could come from a table are not checked.
+        """
+        for what, value, allowed in (
+            ("on_unmatched", self.on_unmatched, ("error", "skip")),
+            ("target", self.target, ("auto", "path", "name", "stem")),
+        ):
+            if value not in allowed:
+                msg = f"{what} must be one of {list(allowed)}, not {value!r}"
                 raise LayoutError(msg)
-            return
-        if not names:
+        for item in (*self.tables, *self.lookups):
+            if item.on_missing not in ("error", "warn"):
+                msg = f"on_missing must be 'error' or 'warn', not {item.on_missing!r}"
+                raise LayoutError(msg)
+        needs = self.group_by or self.dims or self.types
+        if self.pattern is None and not self.tables and needs:
+            msg = "dims, group_by and types need a pattern with named groups (or a table)"
+            raise LayoutError(msg)
+        if self.pattern is not None and not self.pattern_fields():
             msg = f"pattern {self.pattern!r} has no named groups like (?P<plant>...)"
             raise LayoutError(msg)
-        for what, listed in (
-            ("dims", self.dims or ()),
-            ("group_by", self.group_by),
-            ("types", tuple(self.types)),
-        ):
-            unknown = [f for f in listed if f not in names]
-            if unknown:
+        for name, how in self.derived.items():
+            if isinstance(how, str) and not how.startswith(CALLABLE_PREFIX):
+                _parse_derivation(name, how)
+        names = self.fields(table_fields or ())
+        unknown_ok = bool(self.tables) and table_fields is None
+        lookup_ok = any(lk.columns is None for lk in self.lookups)
+        listed = [
+            ("dims", self.dims or (), lookup_ok),
+            ("group_by", self.group_by, lookup_ok),
+            ("types", tuple(self.types), lookup_ok),
+            ("filters", tuple(self.filters), False),
+            ("ranges", tuple(self.ranges), False),
+            ("lookup keys", tuple(lk.key for lk in self.lookups), False),
+        ]
+        for what, given, lenient in listed:
+            unknown = [f for f in given if f not in names]
+            if unknown and not unknown_ok and not lenient:
                 msg = (
-                    f"{what} names {unknown} but the pattern's fields are {names}: add a named "
-                    "group (?P<name>...) for each"
+                    f"{what} names {unknown} but the layout's fields are {names}: add a named "
+                    "group (?P<name>...), a table column, a derived field or a lookup for each"
                 )
                 raise LayoutError(msg)
         both = set(self.dims or ()) & set(self.group_by)
@@ -162,6 +361,10 @@ class LayoutSpec:
             raise LayoutError(msg)
         if len(set(self.outer_dims())) != len(self.outer_dims()):
             msg = f"dims {list(self.outer_dims())} name a field twice"
+            raise LayoutError(msg)
+        twice = sorted({f for f in names if names.count(f) > 1})
+        if twice:
+            msg = f"fields {twice} are defined twice (pattern, table, derived or lookup): rename"
             raise LayoutError(msg)
         clash = [f for f in names if f in RESERVED]
         if clash:
@@ -197,55 +400,436 @@ def _sort_key(value: Value) -> Any:
 
 
 def match_fields(
-    paths: Sequence[str], spec: LayoutSpec
+    paths: Sequence[str],
+    spec: LayoutSpec,
+    *,
+    tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> tuple[list[int], list[dict[str, Value]], list[str]]:
     """Parse each path into typed fields.
 
-    Returns ``(kept, fields, unmatched)``: indices of the matched paths, their fields, and the
-    unmatched paths (empty unless ``spec.on_unmatched == "skip"``).
+    Returns ``(kept, fields, unmatched)``: indices of the kept paths, their fields, and the
+    paths left out (not matching the pattern or not listed in a table, which raises unless
+    ``spec.on_unmatched == "skip"``, or removed by ``recursive``, ``filters`` or ``ranges``).
+    ``tables`` holds the rows of every table the spec names, keyed by its path (reading them is
+    the caller's job: this stage touches no file).
 
     >>> spec = LayoutSpec(pattern=r"(?P<plant>\\w+)-(?P<frame>\\d+)\\.png", types={"frame": "int"})
     >>> match_fields(["p/A1-2.png"], spec)
     ([0], [{'plant': 'A1', 'frame': 2}], [])
     """
     spec.validate()
-    if spec.pattern is None:
-        return list(range(len(paths))), [{"file": p} for p in paths], []
-    rx = _compile(spec.pattern)
-    whole_path = "/" in spec.pattern
-    types = {name: parse_type(spec.types.get(name, "str")) for name in rx.groupindex}
-    kept: list[int] = []
-    fields: list[dict[str, Value]] = []
-    unmatched: list[str] = []
-    for i, path in enumerate(paths):
-        m = rx.fullmatch(path if whole_path else path.rsplit("/", 1)[-1])
-        if m is None:
-            unmatched.append(path)
-            continue
-        fields.append(_convert(m, types, path))
-        kept.append(i)
-    if unmatched and spec.on_unmatched == "error":
-        shown = ", ".join(repr(p) for p in unmatched[:MAX_EXAMPLES])
-        target = "relative path" if whole_path else "file name"
-        msg = (
-            f"{len(unmatched)} of {len(paths)} files match the glob but their {target} does not "
-            f"match the pattern {spec.pattern!r}, e.g. {shown}. Fix the pattern, narrow the "
-            "glob, or skip them (on_unmatched='skip', --skip-unmatched)."
-        )
-        raise PatternMismatchError(
-            msg,
-            paths=unmatched,
-        )
-    return kept, fields, unmatched
+    rows = {path: _rows(path, tables) for path in _table_paths(spec)}
+    table_fields = [f for t in spec.tables for f in _table_fields(t, rows[t.path])]
+    spec.validate(table_fields if spec.tables else None)
+    _check_callables(spec)
+    texts, unmatched = _match_texts(paths, spec)
+    if spec.pattern is None and not spec.tables:
+        texts = {i: {"file": paths[i]} for i in texts}
+    unlisted: list[int] = []
+    reports: list[tuple[Table, str]] = []
+    for table in spec.tables:
+        missed, report = _join_table(table, rows[table.path], paths, texts)
+        unlisted += missed
+        reports += [(table, report)] if report else []
+    if (unmatched or unlisted) and spec.on_unmatched == "error":
+        _raise_unmatched(spec, paths, unmatched, unlisted)
+    for table, report in reports:
+        if table.on_missing == "error":
+            raise LayoutError(report + "; pass on_missing='warn' to go on without them")
+        warnings.warn(report, LayoutWarning, stacklevel=2)
+    unmatched += unlisted
+    removed = [i for i in sorted(texts) if _filtered_out(spec, texts[i])]
+    kept = [i for i in sorted(texts) if i not in set(removed)]
+    types = {name: parse_type(t) for name, t in spec.types.items()}
+    fields = [_convert(texts[i], types, paths[i]) for i in kept]
+    if spec.ranges:
+        inside = [_in_ranges(spec, f) for f in fields]
+        removed += [i for i, ok in zip(kept, inside, strict=True) if not ok]
+        kept = [i for i, ok in zip(kept, inside, strict=True) if ok]
+        fields = [f for f, ok in zip(fields, inside, strict=True) if ok]
+    for name, how in spec.derived.items():
+        fn = how if callable(how) else _parse_derivation(name, how)
+        for i, f in zip(kept, fields, strict=True):
+            f[name] = _derive_one(name, fn, f, paths[i])
+    for lookup in spec.lookups:
+        _join_lookup(lookup, rows[lookup.path], fields, types)
+    left_out = sorted(set(unmatched) | set(removed))
+    return kept, fields, [paths[i] for i in left_out]
 
 
-def _convert(m: re.Match[str], types: Mapping[str, FieldType], path: str) -> dict[str, Value]:
-    out: dict[str, Value] = {}
-    for name, ftype in types.items():
-        text = m.group(name)
-        if text is None:
-            msg = f"{path!r}: field {name!r} did not take part in the match"
+def _table_paths(spec: LayoutSpec) -> list[str]:
+    return list(dict.fromkeys([t.path for t in spec.tables] + [lk.path for lk in spec.lookups]))
+
+
+def _rows(path: str, tables: Mapping[str, Sequence[Mapping[str, Any]]] | None) -> list[dict]:
+    if tables is None or path not in tables:
+        msg = f"the rows of table {path!r} were not given: read it first (presets.read_table)"
+        raise LayoutError(msg)
+    return [{_column_name(k): _cell(v) for k, v in row.items()} for row in tables[path]]
+
+
+def _column_name(name: Any) -> str:
+    """Column names lose spaces, as PlantCV reads them; other non-word characters become ``_``."""
+    return re.sub(r"\W", "_", str(name).replace(" ", "").strip())
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v.strip()
+    return json.dumps(v)
+
+
+def _table_fields(table: Table, rows: Sequence[Mapping[str, str]]) -> list[str]:
+    header = list(dict.fromkeys(k for row in rows for k in row))
+    missing = [c for c in table.template_columns() + list(table.split) if c not in header]
+    if missing:
+        msg = f"table {table.path!r} has no column(s) {missing}; its columns are {header}"
+        raise LayoutError(msg)
+    if table.columns is None:
+        return header
+    unknown = [c for c in table.columns if _column_name(c) not in header]
+    if unknown:
+        msg = f"table {table.path!r} has no column(s) {unknown}; its columns are {header}"
+        raise LayoutError(msg)
+    return list(table.columns.values())
+
+
+def _check_callables(spec: LayoutSpec) -> None:
+    for name, how in spec.derived.items():
+        if isinstance(how, str) and how.startswith(CALLABLE_PREFIX):
+            fn = how.removeprefix(CALLABLE_PREFIX)
+            short = fn.split(".")[-1]
+            msg = (
+                f"derived field {name!r} was computed by the Python callable {fn!r}, which cannot "
+                f"be saved in JSON: provide it again, e.g. derived={{{name!r}: {short}}}"
+            )
             raise LayoutError(msg)
+
+
+def _target(spec: LayoutSpec) -> str:
+    if spec.target != "auto":
+        return spec.target
+    return "path" if spec.pattern is not None and "/" in spec.pattern else "name"
+
+
+def _subject(path: str, target: str) -> str:
+    if target == "path":
+        return path
+    name = path.rsplit("/", 1)[-1]
+    if target == "stem":
+        stem, dot, _ = name.rpartition(".")
+        return stem if dot and stem else name
+    return name
+
+
+def _match_texts(
+    paths: Sequence[str], spec: LayoutSpec
+) -> tuple[dict[int, dict[str, str]], list[int]]:
+    texts: dict[int, dict[str, str]] = {}
+    unmatched: list[int] = []
+    rx = None if spec.pattern is None else _compile(spec.pattern)
+    target = _target(spec)
+    for i, path in enumerate(paths):
+        if not spec.recursive and "/" in path:
+            continue
+        if rx is None:
+            texts[i] = {}
+            continue
+        subject = _subject(path, target)
+        m = rx.search(subject) if spec.search else rx.fullmatch(subject)
+        if m is None:
+            unmatched.append(i)
+            continue
+        out = {}
+        for name in rx.groupindex:
+            text = m.group(name)
+            if text is None:
+                msg = f"{path!r}: field {name!r} did not take part in the match"
+                raise LayoutError(msg)
+            out[name] = text
+        texts[i] = out
+    return texts, unmatched
+
+
+def _raise_unmatched(
+    spec: LayoutSpec, paths: Sequence[str], unmatched: Sequence[int], unlisted: Sequence[int]
+) -> None:
+    parts = []
+    if unmatched:
+        shown = ", ".join(repr(paths[i]) for i in unmatched[:MAX_EXAMPLES])
+        hint = _preset_hint(spec, paths[unmatched[0]])
+        target = {"path": "relative path", "name": "file name", "stem": "file name"}
+        parts.append(
+            f"{len(unmatched)} of {len(paths)} files match the glob but their "
+            f"{target[_target(spec)]} does not match the pattern {spec.pattern!r}, e.g. {shown}"
+            + (f" ({hint})" if hint else "")
+        )
+    if unlisted:
+        shown = ", ".join(repr(paths[i]) for i in unlisted[:MAX_EXAMPLES])
+        tables = ", ".join(repr(t.path) for t in spec.tables)
+        parts.append(
+            f"{len(unlisted)} of {len(paths)} files match the glob but they are not listed in "
+            f"the table(s) {tables}, e.g. {shown}"
+        )
+    msg = (
+        "; ".join(parts) + ". Fix the pattern or table, narrow the glob, or skip them "
+        "(on_unmatched='skip', --skip-unmatched)."
+    )
+    raise PatternMismatchError(msg, paths=[paths[i] for i in [*unmatched, *unlisted]])
+
+
+def _preset_hint(spec: LayoutSpec, path: str) -> str:
+    """For the PlantCV preset: say how many parts the name has, in PlantCV's own terms."""
+    preset = spec.preset or {}
+    terms = preset.get("filename_metadata")
+    delimiter = preset.get("delimiter")
+    if preset.get("name") != "plantcv" or not terms or not isinstance(delimiter, str):
+        return ""
+    stem = _subject(path, "stem")
+    if len(delimiter) != 1:
+        return (
+            f"{stem!r} does not match the delimiter regex {delimiter!r} with one group for each "
+            f"of the {len(terms)} filename_metadata terms {list(terms)}"
+        )
+    parts = stem.split(delimiter)
+    return (
+        f"{stem!r} has {len(parts)} part(s) split on {delimiter!r} but filename_metadata lists "
+        f"{len(terms)} terms {list(terms)}"
+    )
+
+
+def _join_table(
+    table: Table,
+    rows: Sequence[Mapping[str, str]],
+    paths: Sequence[str],
+    texts: dict[int, dict[str, str]],
+) -> tuple[list[int], str]:
+    """Add the fields of ``table`` to ``texts``; return the files it does not list, and a
+    report of the listed files that are not there (empty if none)."""
+    index: dict[str, dict[str, str]] = {}
+    empty = 0
+    for row in rows:
+        for key, fields in _table_entries(table, row):
+            if not key:
+                empty += 1
+                continue
+            if index.setdefault(key, fields) != fields:
+                diff = sorted(k for k in fields if fields[k] != index[key].get(k))
+                msg = (
+                    f"table {table.path!r} lists {key!r} twice with different values of {diff}: "
+                    "make the rows agree or remove one"
+                )
+                raise LayoutError(msg)
+    unlisted: list[int] = []
+    used: set[str] = set()
+    for i in sorted(texts):
+        # a listed name with a "/" is a path relative to the root, else a file name
+        key = paths[i]
+        if table.ignore_extension:
+            key = _strip_extension(key)
+        if key not in index:
+            key = key.rsplit("/", 1)[-1]
+        fields = index.get(key)
+        if fields is None:
+            unlisted.append(i)
+            del texts[i]
+            continue
+        used.add(key)
+        clash = [k for k in fields if k in texts[i]]
+        if clash:
+            msg = f"table {table.path!r} columns {clash} are also pattern fields: rename one"
+            raise LayoutError(msg)
+        texts[i].update(fields)
+    missing = [k for k in index if k not in used]
+    if not missing:
+        return unlisted, ""
+    what = "files" if not table.ignore_extension else "files (any extension)"
+    msg = (
+        f"table {table.path!r} lists {len(missing)} {what} that are not among the scanned "
+        "files: " + ", ".join(repr(k) for k in missing[:MAX_EXAMPLES])
+    )
+    return unlisted, msg + (f" (and {empty} empty file entries)" if empty else "")
+
+
+def _strip_extension(path: str) -> str:
+    head, _, name = path.rpartition("/")
+    stem, dot, _ = name.rpartition(".")
+    name = stem if dot and stem else name
+    return f"{head}/{name}" if head else name
+
+
+def _table_entries(table: Table, row: Mapping[str, str]) -> list[tuple[str, dict[str, str]]]:
+    lists = {c: [v.strip() for v in row.get(c, "").split(sep)] for c, sep in table.split.items()}
+    combos = itertools.product(*lists.values()) if lists else [()]
+    out = []
+    for combo in combos:
+        cells = dict(row)
+        cells.update(zip(lists, combo, strict=True))
+        if any(not cells.get(c) for c in table.template_columns()):
+            out.append(("", {}))
+            continue
+        key = re.sub(r"\{([^{}]+)\}", lambda m: cells[m.group(1)], table.file)  # noqa: B023
+        if table.columns is None:
+            fields = cells
+        else:
+            fields = {new: cells.get(_column_name(old), "") for old, new in table.columns.items()}
+        out.append((key, fields))
+    return out
+
+
+def _filtered_out(spec: LayoutSpec, texts: Mapping[str, str]) -> bool:
+    return any(texts.get(k) not in allowed for k, allowed in spec.filters.items())
+
+
+def _in_ranges(spec: LayoutSpec, fields: Mapping[str, Value]) -> bool:
+    for name, (low, high) in spec.ranges.items():
+        ftype = parse_type(spec.types.get(name, "str"))
+        value = fields[name]
+        if low is not None and value < ftype.convert(low):  # type: ignore[operator]
+            return False
+        if high is not None and value > ftype.convert(high):  # type: ignore[operator]
+            return False
+    return True
+
+
+def day(value: datetime, boundary: time = time(0)) -> datetime:
+    """The day a measurement belongs to: its date, or the next day from ``boundary`` on.
+
+    A lab whose night runs start at 20:00 counts them to the next day:
+
+    >>> day(datetime(2020, 5, 31, 21, 1), time(20))
+    datetime.datetime(2020, 6, 1, 0, 0)
+    >>> day(datetime(2020, 6, 1, 2, 30), time(20))
+    datetime.datetime(2020, 6, 1, 0, 0)
+    """
+    start = datetime(value.year, value.month, value.day, tzinfo=value.tzinfo)
+    late = boundary != time(0) and value.time() >= boundary
+    return start + timedelta(days=1) if late else start
+
+
+def _parse_derivation(name: str, how: str) -> Callable[[Mapping[str, Any]], Any]:
+    """``day(FIELD)``, ``day(FIELD, HH:MM)`` or ``strftime(FIELD, FORMAT)``."""
+    m = re.fullmatch(r"\s*(\w+)\(\s*(\w+)\s*(?:,\s*(.*?))?\s*\)\s*", how)
+    if m is None or m.group(1) not in ("day", "strftime"):
+        msg = (
+            f"derived field {name!r}: cannot read {how!r}; use day(FIELD), day(FIELD, HH:MM) "
+            "or strftime(FIELD, FORMAT), or a Python callable"
+        )
+        raise LayoutError(msg)
+    verb, source, arg = m.groups()
+    if verb == "strftime":
+        if not arg:
+            msg = f"derived field {name!r}: strftime needs a format, e.g. strftime({source}, %Y-%m)"
+            raise LayoutError(msg)
+        return lambda f: _datetime_of(f, source, name).strftime(arg)
+    try:
+        boundary = time.fromisoformat(arg) if arg else time(0)
+    except ValueError as e:
+        msg = f"derived field {name!r}: day boundary {arg!r} is not a time such as 20:00"
+        raise LayoutError(msg) from e
+    return lambda f: day(_datetime_of(f, source, name), boundary)
+
+
+def _datetime_of(fields: Mapping[str, Any], source: str, name: str) -> datetime:
+    if source not in fields:
+        msg = f"derived field {name!r} needs field {source!r}; the fields are {list(fields)}"
+        raise LayoutError(msg)
+    value = fields[source]
+    if not isinstance(value, datetime):
+        msg = (
+            f"derived field {name!r} needs a datetime, but {source!r} is {value!r}: give it a "
+            f"strptime type, e.g. types={{{source!r}: '%Y%m%dT%H%M%S'}}"
+        )
+        raise LayoutError(msg)
+    return value
+
+
+def _derive_one(
+    name: str, fn: Callable[[Mapping[str, Any]], Any], fields: Mapping[str, Value], path: str
+) -> Value:
+    try:
+        value = fn(dict(fields))
+    except LayoutError:
+        raise
+    except Exception as e:
+        msg = f"{path!r}: derived field {name!r} failed: {type(e).__name__}: {e}"
+        raise LayoutError(msg) from e
+    if isinstance(value, bool) or not isinstance(value, int | float | str | datetime):
+        msg = (
+            f"{path!r}: derived field {name!r} gave {value!r}; a field must be an int, float, "
+            "str or datetime"
+        )
+        raise LayoutError(msg)
+    return value
+
+
+def _join_lookup(
+    lookup: Lookup,
+    rows: Sequence[Mapping[str, str]],
+    fields: list[dict[str, Value]],
+    types: Mapping[str, FieldType],
+) -> None:
+    column = _column_name(lookup.column or lookup.key)
+    header = list(dict.fromkeys(k for row in rows for k in row))
+    if column not in header:
+        msg = f"lookup table {lookup.path!r} has no key column {column!r}; its columns are {header}"
+        raise LayoutError(msg)
+    wanted = lookup.columns or {c: c for c in header if c != column}
+    added = {_column_name(old): new for old, new in wanted.items()}
+    unknown = [c for c in added if c not in header]
+    if unknown:
+        msg = f"lookup table {lookup.path!r} has no column(s) {unknown}; its columns are {header}"
+        raise LayoutError(msg)
+    index: dict[str, dict[str, Value]] = {}
+    for row in rows:
+        key = row.get(column, "")
+        values = _convert({new: row.get(old, "") for old, new in added.items()}, types, lookup.path)
+        if index.setdefault(key, values) != values:
+            msg = f"lookup table {lookup.path!r} lists {column}={key!r} twice with different values"
+            raise LayoutError(msg)
+    missing: dict[str, int] = {}
+    for f in fields:
+        if lookup.key not in f:
+            msg = f"lookup {lookup.path!r} needs field {lookup.key!r}; the fields are {list(f)}"
+            raise LayoutError(msg)
+        clash = [n for n in added.values() if n in f]
+        if clash:
+            msg = f"lookup table {lookup.path!r} columns {clash} are already fields: rename"
+            raise LayoutError(msg)
+        key = _text(f[lookup.key])
+        found = index.get(key)
+        if found is None:
+            missing[key] = missing.get(key, 0) + 1
+        f.update(found or dict.fromkeys(added.values()))  # type: ignore[arg-type]
+    if missing:
+        shown = ", ".join(f"{k!r} ({n} files)" for k, n in list(missing.items())[:MAX_EXAMPLES])
+        msg = (
+            f"{len(missing)} value(s) of {lookup.key!r} are not in lookup table "
+            f"{lookup.path!r} (column {column!r}): {shown}"
+        )
+        if lookup.on_missing == "error":
+            raise LayoutError(msg + "; add them, or pass on_missing='warn' to leave them empty")
+        warnings.warn(msg + "; their looked-up fields are left empty", LayoutWarning, stacklevel=3)
+
+
+def _text(value: Value) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+STR = FieldType("str")
+
+
+def _convert(
+    texts: Mapping[str, str], types: Mapping[str, FieldType], path: str
+) -> dict[str, Value]:
+    out: dict[str, Value] = {}
+    for name, text in texts.items():
+        ftype = types.get(name, STR)
+        if text is None:
+            out[name] = None  # type: ignore[assignment]
+            continue
         try:
             out[name] = ftype.convert(text)
         except ValueError as e:
@@ -290,6 +874,8 @@ class Node:
 
 
 def _kind(values: Sequence[Value]) -> Literal["int", "float", "str", "datetime"]:
+    if not values:
+        return "str"
     v = values[0]
     if isinstance(v, datetime):
         return "datetime"

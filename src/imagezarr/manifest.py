@@ -10,10 +10,11 @@ import base64
 import json
 import math
 import os
+import posixpath
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 
 from .discover import FileTable
 from .errors import ManifestError, ManifestVersionError, UnsafePathError
+from .io import ObjectRoot, is_url
 from .layout import Coord, LayoutSpec, Node
 from .probe import ImageInfo
 
@@ -55,6 +57,17 @@ class Manifest:
     unmatched: int = 0
     unreadable: tuple[str, ...] = ()
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    # how to reach a remote root (credentials, endpoint): in memory only, never saved
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def remote(self) -> bool:
+        """True when the images live behind a URL (``s3://``, ``https://``, ...)."""
+        return is_url(self.root)
+
+    def object_root(self) -> ObjectRoot:
+        """The remote root as an :class:`~imagezarr.io.ObjectRoot`."""
+        return ObjectRoot(self.root, self.storage_options)
 
     def __post_init__(self) -> None:
         if not isinstance(self.files, FileTable):
@@ -70,8 +83,10 @@ class Manifest:
         raise KeyError(msg)
 
     def file_path(self, index: int) -> str:
-        """Absolute local path of file ``index``."""
-        return os.path.join(self.root, *self.files[index].path.split("/"))
+        """Absolute local path (or URL, for a remote root) of file ``index``."""
+        if self.remote:
+            return f"{self.root}/{self.files.paths[index]}"
+        return os.path.join(self.root, *self.files.paths[index].split("/"))
 
     @property
     def total_bytes(self) -> int:
@@ -104,16 +119,18 @@ class Manifest:
         --------
         >>> # m = imagezarr.scan("images/"); m.save("exp.imagezarr.json")
         """
+        if is_url(os.fspath(path)):
+            return self._save_remote(os.fspath(path))
         out = Path(path).absolute()
         root = Path(self.root)
-        if not force and out.is_relative_to(root):
+        if not force and not self.remote and out.is_relative_to(root):
             msg = (
                 f"refusing to write {str(out)!r} inside the source folder {self.root!r}: imagezarr "
                 "never writes into the source; save elsewhere or pass force=True (--force)"
             )
             raise ManifestError(msg)
         recorded = self.root
-        if not absolute_root:
+        if not absolute_root and not self.remote:
             try:
                 recorded = os.path.relpath(root, out.parent).replace(os.sep, "/")
             except ValueError:  # different drives on Windows
@@ -121,6 +138,16 @@ class Manifest:
         text = json.dumps(self.to_json(root=recorded), separators=(",", ":"), allow_nan=False)
         write_atomic(out, text.encode())
         return out
+
+    def _save_remote(self, url: str) -> str:  # type: ignore[return]
+        """Put the manifest into a bucket; one PUT, which object stores make atomic."""
+        import obstore
+
+        base, _, name = url.rstrip("/").rpartition("/")
+        root = self.root if self.remote else os.path.abspath(self.root)
+        text = json.dumps(self.to_json(root=root), separators=(",", ":"), allow_nan=False)
+        obstore.put(ObjectRoot(base, self.storage_options).store, name, text.encode())
+        return url
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -194,12 +221,16 @@ def _files_json(files: FileTable) -> dict[str, Any]:
     else:
         # NUL cannot occur in a file name, so it separates paths unambiguously
         paths = _pack("\0".join(files.paths).encode())
-    return {
+    out: dict[str, Any] = {
         "count": len(files),
         "path": paths,
         "size": _ints_json(files.sizes),
         "mtime_ns": _ints_json(files.mtimes),
     }
+    if files.etags is not None:
+        tags = [t or "" for t in files.etags]
+        out["etag"] = tags if len(files) <= PACK_ABOVE else _pack("\0".join(tags).encode())
+    return out
 
 
 def load_manifest(
@@ -207,31 +238,42 @@ def load_manifest(
     *,
     root: str | os.PathLike[str] | None = None,
     allow_outside_root: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """Load and validate a manifest written by :meth:`Manifest.save`.
 
-    ``root`` re-roots the manifest onto another copy of the images. Raises
+    ``path`` may be a local file or a URL (``s3://bucket/exp.imagezarr.json``). ``root``
+    re-roots the manifest onto another copy of the images (a folder or a URL, e.g. a mirror);
+    ``storage_options`` configure access to remote roots and are never saved. Raises
     :class:`ManifestVersionError` for an unknown version and :class:`UnsafePathError` for an
     entry that leaves the root (unless ``allow_outside_root``).
     """
-    p = Path(path)
+    name = os.fspath(path)
+    options = dict(storage_options or {})
     try:
-        doc = json.loads(p.read_bytes())
-    except OSError as e:
-        msg = f"cannot read manifest {str(p)!r}: {e.strerror or e}"
+        if is_url(name):
+            base, _, leaf = name.rstrip("/").rpartition("/")
+            raw, _ = ObjectRoot(base, options).read(leaf)
+            where: str | Path = base
+        else:
+            raw = Path(name).read_bytes()
+            where = Path(name).absolute().parent
+        doc = json.loads(raw)
+    except (OSError, RuntimeError) as e:
+        detail = getattr(e, "strerror", None) or str(e).strip().split("\n", 1)[0][:300]
+        msg = f"cannot read manifest {name!r}: {detail}"
         raise ManifestError(msg) from e
     except (ValueError, RecursionError) as e:
-        msg = f"{str(p)!r} is not a JSON manifest: {e}"
+        msg = f"{name!r} is not a JSON manifest: {e}"
         raise ManifestError(msg) from e
-    return from_json(
-        doc, base=p.absolute().parent, name=str(p), root=root, allow_outside_root=allow_outside_root
-    )
+    m = from_json(doc, base=where, name=name, root=root, allow_outside_root=allow_outside_root)
+    return replace(m, storage_options=options) if options else m
 
 
 def from_json(
     doc: Any,
     *,
-    base: Path,
+    base: Path | str,
     name: str = "<manifest>",
     root: str | os.PathLike[str] | None = None,
     allow_outside_root: bool = False,
@@ -246,13 +288,17 @@ def from_json(
         )
         raise ManifestVersionError(msg)
     recorded = v.typed(doc.get("root"), str, "root")
-    top = Path(root) if root is not None else base / recorded
+    if root is None:
+        top = _resolve_root(recorded, base)
+    else:  # a root given by the caller is relative to the current directory, like any path
+        given = os.fspath(root)
+        top = given.rstrip("/") if is_url(given) else os.path.abspath(given)
     files = v.files(doc.get("files"), allow_outside_root)
     layout = LayoutSpec.from_json(v.typed(doc.get("layout"), dict, "layout"))
     groups = v.typed(doc.get("groups"), list, "groups")
     nodes = tuple(v.node(g, len(files)) for g in groups)
     return Manifest(
-        root=os.path.normpath(top.absolute()),
+        root=top,
         files=files,
         layout=layout,
         nodes=nodes,
@@ -260,6 +306,17 @@ def from_json(
         unreadable=tuple(v.typed(doc.get("unreadable", []), list, "unreadable")),
         created=str(doc.get("created", "")),
     )
+
+
+def _resolve_root(recorded: str, base: Path | str) -> str:
+    """An absolute root: URLs as they are, relative roots against the manifest's location."""
+    if is_url(recorded):
+        return recorded.rstrip("/")
+    if os.path.isabs(recorded):
+        return os.path.normpath(recorded)
+    if isinstance(base, str):  # a manifest in a bucket with a relative root
+        return posixpath.normpath(f"{base}/{recorded}").replace(":/", "://", 1)
+    return os.path.normpath((base / recorded).absolute())
 
 
 class _Validator:
@@ -316,13 +373,25 @@ class _Validator:
         sizes = self.ints(doc.get("size"), count, "files.size")
         mtimes = self.ints(doc.get("mtime_ns"), count, "files.mtime_ns")
         self.check(bool((sizes >= 0).all()), "a file has a negative size")
+        etags = self.etags(doc.get("etag"), count)
         if not allow_outside:
             if packed:  # split on NUL, so no path holds one: the bulk check is exact
                 check_all_relative(paths, self.name)
             else:
                 for p in paths:
                     check_relative(p, self.name)
-        return FileTable(paths, sizes, mtimes)
+        return FileTable(paths, sizes, mtimes, etags)
+
+    def etags(self, value: Any, count: int) -> list[str | None] | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = self.unpack(value, count * 1024, "files.etag").decode("utf-8", "replace")
+            value = value.split("\0") if count else []
+        self.typed(value, list, "files.etag")
+        self.check(len(value) == count, "files.etag: length")
+        self.check(all(type(t) is str and len(t) <= 1024 for t in value), "files.etag")
+        return [t or None for t in value]
 
     def node(self, doc: Any, nfiles: int) -> Node:
         doc = self.typed(doc, dict, "group")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from .. import api
+from .. import api, presets
+from ..layout import LayoutSpec, Lookup
 from ._common import echo_tree, lazy_progress, summary_tree
 
 
@@ -19,8 +22,58 @@ def _types(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _pairs(values: tuple[str, ...], option: str, example: str) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, sep, rest = v.partition("=")
+        if not sep or not name.strip():
+            msg = f"{option} takes NAME=VALUE (e.g. {example}), not {v!r}"
+            raise click.BadParameter(msg)
+        out[name.strip()] = rest.strip()
+    return out
+
+
+def _lookups(values: tuple[str, ...], on_missing: Any) -> list[Lookup]:
+    out = []
+    for v in values:
+        field, sep, rest = v.partition("=")
+        path, colon, column = rest.rpartition(":")
+        if not colon or "/" in column or "\\" in column or not path:
+            path, column = rest, ""
+        if not sep or not field.strip() or not path:
+            msg = f"--lookup takes FIELD=TABLE[:COLUMN] (e.g. frame=frames.csv), not {v!r}"
+            raise click.BadParameter(msg)
+        out.append(Lookup(path, key=field.strip(), column=column or None, on_missing=on_missing))
+    return out
+
+
+def _preset(
+    preset: str | None,
+    plantcv_config: str | None,
+    terms: str | None,
+    delimiter: str | None,
+    timestampformat: str | None,
+) -> tuple[str | None, LayoutSpec | None]:
+    if plantcv_config:
+        return presets.plantcv_config(plantcv_config)
+    if preset is None:
+        if terms or delimiter or timestampformat:
+            msg = "--terms, --delimiter and --timestampformat need --preset plantcv"
+            raise click.UsageError(msg)
+        return None, None
+    if not terms:
+        msg = "--preset plantcv needs --terms (PlantCV's filename_metadata), e.g. --terms id,camera"
+        raise click.UsageError(msg)
+    options: dict[str, Any] = {}
+    if delimiter:
+        options["delimiter"] = delimiter
+    if timestampformat:
+        options["timestampformat"] = timestampformat
+    return None, presets.plantcv(terms, **options)
+
+
 @click.command()
-@click.argument("source", type=click.Path(file_okay=False))
+@click.argument("source", type=click.Path(file_okay=False), required=False)
 @click.option("--pattern", help="Regex with named groups, e.g. '(?P<plant>\\w+)-(?P<frame>\\d+)'.")
 @click.option("--glob", help="Which files to consider (default: every known image extension).")
 @click.option(
@@ -32,6 +85,37 @@ def _types(values: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--dims", help="Comma-separated order of the outer dims.")
 @click.option("--group-by", help="Field(s), comma-separated, giving one group per value.")
+@click.option(
+    "--preset", type=click.Choice(["plantcv"]), help="A named layout (PlantCV file names)."
+)
+@click.option("--terms", help="PlantCV filename_metadata, comma-separated.")
+@click.option(
+    "--delimiter", help="PlantCV delimiter: one character, or a regex whose groups are the terms."
+)
+@click.option("--timestampformat", help="PlantCV timestampformat (strptime), e.g. %Y%m%dT%H%M%S.")
+@click.option(
+    "--plantcv-config",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Read input_dir, filename_metadata, delimiter, ... from a PlantCV workflow config.",
+)
+@click.option(
+    "--derive",
+    multiple=True,
+    metavar="NAME=HOW",
+    help="A derived field: day(timestamp), day(timestamp, 20:00) or strftime(timestamp, %Y-%m).",
+)
+@click.option(
+    "--lookup",
+    multiple=True,
+    metavar="FIELD=TABLE[:COLUMN]",
+    help="Add the columns of a CSV/JSON table keyed by FIELD's values (key column COLUMN).",
+)
+@click.option(
+    "--lookup-missing",
+    type=click.Choice(["error", "warn"]),
+    default="error",
+    help="A value missing from a lookup table: error (default) or warn.",
+)
 @click.option("--skip-unmatched", is_flag=True, help="Skip files that do not match the pattern.")
 @click.option("--skip-unreadable", is_flag=True, help="Skip files whose header is not an image.")
 @click.option(
@@ -45,12 +129,20 @@ def _types(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--force", is_flag=True, help="Allow writing the manifest inside the source folder.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def scan(
-    source: str,
+    source: str | None,
     pattern: str | None,
     glob: str | None,
     types: tuple[str, ...],
     dims: str | None,
     group_by: str | None,
+    preset: str | None,
+    terms: str | None,
+    delimiter: str | None,
+    timestampformat: str | None,
+    plantcv_config: str | None,
+    derive: tuple[str, ...],
+    lookup: tuple[str, ...],
+    lookup_missing: str,
     skip_unmatched: bool,
     skip_unreadable: bool,
     output: str,
@@ -59,12 +151,20 @@ def scan(
     quiet: bool,
 ) -> None:
     """Scan SOURCE into a manifest, reading only image headers."""
+    config_dir, layout = _preset(preset, plantcv_config, terms, delimiter, timestampformat)
+    source = source or config_dir
+    if source is None:
+        msg = "give the SOURCE folder (or --plantcv-config with an input_dir)"
+        raise click.UsageError(msg)
     with lazy_progress("probing headers", quiet=quiet) as progress:
         m = api.scan(
             source,
+            layout=layout,
+            derived=_pairs(derive, "--derive", "day=day(timestamp, 20:00)"),
+            lookups=_lookups(lookup, lookup_missing),
             pattern=pattern,
             glob=glob,
-            types=_types(types),
+            types=_types(types) or None,
             dims=dims,
             group_by=group_by,
             on_unmatched="skip" if skip_unmatched else "error",

@@ -12,7 +12,7 @@ from typing import overload
 import numpy as np
 
 from .errors import DiscoveryError
-from .io import ObjectRoot
+from .io import READ_ERRORS, ObjectRoot
 
 __all__ = ["FileEntry", "FileTable", "discover", "discover_objects"]
 
@@ -73,7 +73,7 @@ def discover_objects(
             for rel, size, mtime, etag in root.list()
             if match(rel) and not _hidden(rel)
         ]
-    except (OSError, RuntimeError, ValueError) as e:
+    except READ_ERRORS as e:
         msg = f"cannot list {root.url}: {_first_line(e)}"
         raise DiscoveryError(msg) from e
     out.sort(key=lambda e: e.path)

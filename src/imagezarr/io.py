@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+try:  # obstore is the optional "remote" extra
+    from obstore.exceptions import BaseError as _ObstoreError
+except ImportError:  # pragma: no cover
+    _ObstoreError = OSError  # type: ignore[assignment, misc]
+
+# what a read may raise: local OS errors, and obstore's errors (not all of them OSErrors)
+READ_ERRORS: tuple[type[Exception], ...] = (OSError, RuntimeError, ValueError, _ObstoreError)
+
 __all__ = [
+    "READ_ERRORS",
     "FileStat",
     "ObjectRoot",
     "is_url",

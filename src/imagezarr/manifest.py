@@ -24,7 +24,7 @@ import numpy as np
 
 from .discover import FileTable
 from .errors import ManifestError, ManifestVersionError, UnsafePathError
-from .io import ObjectRoot, is_url
+from .io import READ_ERRORS, ObjectRoot, is_url
 from .layout import Coord, LayoutSpec, Node
 from .probe import ImageInfo
 
@@ -258,11 +258,12 @@ def load_manifest(
         else:
             raw = Path(name).read_bytes()
             where = Path(name).absolute().parent
-        doc = json.loads(raw)
-    except (OSError, RuntimeError) as e:
+    except READ_ERRORS as e:
         detail = getattr(e, "strerror", None) or str(e).strip().split("\n", 1)[0][:300]
         msg = f"cannot read manifest {name!r}: {detail}"
         raise ManifestError(msg) from e
+    try:
+        doc = json.loads(raw)
     except (ValueError, RecursionError) as e:
         msg = f"{name!r} is not a JSON manifest: {e}"
         raise ManifestError(msg) from e

@@ -26,8 +26,10 @@ from zarr.core.buffer import Buffer, BufferPrototype, cpu
 
 from . import io
 from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline
+from .discover import FileEntry
 from .errors import ChunkReadError, SourceChangedError
 from .hierarchy import build_metadata, chunk_key, image_array_path
+from .io import READ_ERRORS
 from .layout import Node
 from .manifest import Manifest
 
@@ -176,15 +178,23 @@ class ImageZarrStore(Store):
         except FileNotFoundError as e:
             msg = f"{entry.path}: file is missing (it was scanned into the manifest); {_FIX}"
             raise ChunkReadError(msg, path=entry.path) from e
-        except OSError as e:
-            msg = f"{entry.path}: cannot read: {e.strerror or e}; {_FIX}"
+        except READ_ERRORS as e:
+            detail = getattr(e, "strerror", None) or str(e).strip().split("\n", 1)[0][:300]
+            msg = f"{entry.path}: cannot read: {detail}; {_FIX}"
             raise ChunkReadError(msg, path=entry.path) from e
+        return self._checked(entry, data, st)
+
+    def _checked(self, entry: FileEntry, data: bytes, st: io.FileStat) -> SourceBuffer:
+        """The bytes, if the file is still the one scanned; else SourceChangedError."""
+        etag_changed = entry.etag is not None and st.etag is not None and st.etag != entry.etag
         if self.check != "none" and (
             st.size != entry.size
             or len(data) != entry.size
-            or (self.check == "stat" and st.mtime_ns != entry.mtime_ns)
+            or (self.check == "stat" and (st.mtime_ns != entry.mtime_ns or etag_changed))
         ):
-            what = "size" if st.size != entry.size else "modification time"
+            what = (
+                "size" if st.size != entry.size else "etag" if etag_changed else "modification time"
+            )
             msg = (
                 f"{entry.path}: file changed since the scan ({what}: manifest "
                 f"{entry.size} bytes @ {_ns(entry.mtime_ns)}, now {st.size} bytes @ "
@@ -240,7 +250,7 @@ class ImageZarrStore(Store):
         except FileNotFoundError as e:
             msg = f"{entry.path}: object is missing (it was scanned into the manifest); {_FIX}"
             raise ChunkReadError(msg, path=entry.path) from e
-        except (OSError, RuntimeError) as e:
+        except READ_ERRORS as e:
             detail = str(e).strip().split("\n", 1)[0][:300]
             msg = f"{entry.path}: cannot read: {detail}; {_FIX}"
             raise ChunkReadError(msg, path=entry.path) from e

@@ -45,13 +45,16 @@ class VerifyReport:
 def _stat_problem(m: Manifest, i: int) -> Problem | None:
     entry = m.files[i]
     try:
-        st = io.stat(m.file_path(i))
+        st = m.object_root().head(entry.path) if m.remote else io.stat(m.file_path(i))
     except FileNotFoundError:
         return Problem(entry.path, "missing", "file not found")
-    except OSError as e:
-        return Problem(entry.path, "unreadable", e.strerror or str(e))
+    except io.READ_ERRORS as e:
+        detail = getattr(e, "strerror", None) or str(e).strip().split("\n", 1)[0][:300]
+        return Problem(entry.path, "unreadable", detail)
     if st.size != entry.size:
         return Problem(entry.path, "changed", f"size {entry.size} -> {st.size} bytes")
+    if entry.etag is not None and st.etag is not None and st.etag != entry.etag:
+        return Problem(entry.path, "changed", "etag differs from the scan")
     if st.mtime_ns != entry.mtime_ns:
         return Problem(entry.path, "changed", "modification time differs from the scan")
     return None

@@ -14,7 +14,40 @@ from rich.tree import Tree
 
 from ..manifest import Manifest
 
-__all__ = ["console", "human_bytes", "lazy_progress", "summary_tree"]
+__all__ = ["console", "human_bytes", "lazy_progress", "storage_options", "summary_tree"]
+
+_CLIENT_KEYS = {
+    "allow_http",
+    "allow_invalid_certificates",
+    "timeout",
+    "connect_timeout",
+    "proxy_url",
+}
+
+
+def storage_options(pairs: tuple[str, ...]) -> dict[str, object] | None:
+    """``-O key=value`` pairs as obstore keywords: client settings apart, the rest as config."""
+    if not pairs:
+        return None
+    config: dict[str, str] = {}
+    client: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            msg = f"-O takes KEY=VALUE (e.g. endpoint=http://127.0.0.1:9000), not {pair!r}"
+            raise click.BadParameter(msg)
+        key = key.strip().lower()
+        if key in _CLIENT_KEYS:
+            client[key] = value.lower() == "true" if value.lower() in ("true", "false") else value
+        else:
+            config[key] = value
+    out: dict[str, object] = {}
+    if config:
+        out["config"] = config
+    if client:
+        out["client_options"] = client
+    return out
+
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

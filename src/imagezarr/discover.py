@@ -110,12 +110,32 @@ def discover(
         raise DiscoveryError(msg)
     match = _matcher(glob, extensions).fullmatch
     out = []
+    undecodable = []
     for rel, entry in _walk(top):
+        if not rel.isascii() and not _utf8(rel):
+            undecodable.append(rel)
+            continue
         if match(rel):
             st = entry.stat()
             out.append(FileEntry(rel, st.st_size, st.st_mtime_ns))
+    if undecodable:
+        shown = ", ".join(repr(p) for p in undecodable[:5])
+        msg = (
+            f"{len(undecodable)} file name(s) under {top!r} are not valid UTF-8 and cannot be "
+            f"labels or manifest entries: {shown}; rename them (e.g. with convmv)"
+        )
+        raise DiscoveryError(msg)
     out.sort(key=lambda e: e.path)
     return out
+
+
+def _utf8(name: str) -> bool:
+    # os.scandir hands undecodable bytes over as lone surrogates
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class FileTable(Sequence[FileEntry]):

@@ -8,7 +8,7 @@ document and coordinate chunk is encoded by zarr's own code.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -68,7 +68,10 @@ def _coord_array(c: Coord, sizes: dict[str, int]) -> tuple[np.ndarray, dict[str,
 
 
 def _since(v: datetime, epoch: datetime, scale: int) -> int:
-    delta = v.replace(tzinfo=None) - epoch
+    # aware values count from the UTC epoch; naive ones are taken as they are written
+    if v.tzinfo is not None:
+        v = v.astimezone(UTC).replace(tzinfo=None)
+    delta = v - epoch
     return (delta.days * 86400 + delta.seconds) * scale + delta.microseconds * scale // 10**6
 
 

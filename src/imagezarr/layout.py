@@ -399,8 +399,11 @@ def natural_key(text: str) -> tuple[Any, ...]:
     return (tuple(parts), text)
 
 
-def _sort_key(value: Value) -> Any:
-    return natural_key(value) if isinstance(value, str) else value
+def _sort_key(value: Value | None) -> Any:
+    # a value missing from a lookup (None) sorts after every real value
+    if value is None:
+        return (1,)
+    return (0, natural_key(value) if isinstance(value, str) else value)
 
 
 def match_fields(
@@ -877,15 +880,31 @@ class Node:
         return self.dims + self.image.dims
 
 
-def _kind(values: Sequence[Value]) -> Literal["int", "float", "str", "datetime"]:
-    if not values:
-        return "str"
-    v = values[0]
+def _kind_of(v: Value) -> str:
     if isinstance(v, datetime):
-        return "datetime"
+        return "datetime-tz" if v.tzinfo is not None else "datetime"
     if isinstance(v, bool | str):
         return "str"
     return "int" if isinstance(v, int) else "float"
+
+
+def _kind(values: Sequence[Value], name: str = "") -> Literal["int", "float", "str", "datetime"]:
+    """The one kind all values share; ints mixed with floats are floats; else LayoutError."""
+    kinds = {_kind_of(v) for v in values} or {"str"}
+    if kinds == {"int", "float"}:
+        return "float"
+    if kinds == {"datetime-tz"}:
+        return "datetime"
+    if len(kinds) > 1:
+        examples = {_kind_of(v): v for v in values}
+        msg = (
+            f"field {name!r} mixes value kinds {sorted(kinds)} (e.g. "
+            + ", ".join(f"{v!r}" for v in examples.values())
+            + "); one field needs one kind: give it a type, or make the derivation or lookup "
+            "return one kind"
+        )
+        raise LayoutError(msg)
+    return kinds.pop()  # type: ignore[return-value]
 
 
 def _group_name(values: Sequence[Value]) -> str:
@@ -894,6 +913,12 @@ def _group_name(values: Sequence[Value]) -> str:
         text = v.isoformat() if isinstance(v, datetime) else str(v)
         # zarr node names may not contain "/" nor start with "__"
         text = text.replace("/", "_") or "_"
+        if text in ("zarr.json", ".", ".."):
+            msg = (
+                f"group value {text!r} cannot name a zarr group (it would hide or escape "
+                "other nodes); choose another group_by field or map the value with a lookup"
+            )
+            raise LayoutError(msg)
         parts.append("g" + text if text.startswith("__") else text)
     return "/".join(parts)
 
@@ -947,6 +972,8 @@ def _build_node(
     image = _common_image(where, members, paths, infos)
     dims = spec.outer_dims()
     columns = {d: [fields[i][d] for i in members] for d in dims}
+    for d in dims:
+        _kind([v for v in columns[d] if v is not None], d)  # one kind, so values sort
     labels = {d: sorted(set(columns[d]), key=_sort_key) for d in dims}
     shape = tuple(len(labels[d]) for d in dims)
     chunks = np.full(shape, -1, dtype=np.int64)
@@ -966,7 +993,10 @@ def _build_node(
     clashes = [(idx, files) for idx, files in slots.items() if len(files) > 1]
     if clashes:
         _raise_duplicates(where, dims, labels, clashes, paths)
-    coords: dict[str, Coord] = {d: Coord((d,), _kind(labels[d]), tuple(labels[d])) for d in dims}
+    coords: dict[str, Coord] = {
+        d: Coord((d,), _kind([v for v in labels[d] if v is not None], d), tuple(labels[d]))
+        for d in dims
+    }
     others = [f for f in (fields[members[0]] if members else {}) if f not in dims]
     others = [f for f in others if f not in spec.group_by]
     for name in others:
@@ -987,6 +1017,7 @@ def _common_image(
             info.dtype,
             info.axes,
             info.codec.get("name"),
+            info.palette,
             None if config is None else json.dumps(config, sort_keys=True),
         )
         kinds.setdefault(signature, []).append(i)
@@ -1056,7 +1087,7 @@ def _smallest_coord(
             flat: list[Value | None] = [None] * math.prod(sub_shape)
             for sub, value in seen.items():
                 flat[int(np.ravel_multi_index(sub, sub_shape)) if sub else 0] = value
-            kind = _kind([v for v in flat if v is not None])
+            kind = _kind([v for v in flat if v is not None], name)
             return Coord(tuple(dims[k] for k in subset), kind, tuple(flat))
     msg = "the full set of dims always determines a field"
     raise AssertionError(msg)  # pragma: no cover

@@ -39,7 +39,26 @@ MAX_NDIM = 32
 KINDS = ("int", "float", "str", "datetime")
 PACK_ABOVE = 5000  # larger file tables and chunk grids are stored packed (zstd + base64)
 MAX_PATH_BYTES = 4096
-DTYPES = ("bool", "uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")
+DTYPES = (
+    "bool",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+)
+MAX_IMAGE_ELEMENTS = 2**33  # per image, as the probes allow: 2**31 pixels x a few samples
+MAX_FILES = 2**27
+# a grid may exceed its file count by holes, but not without bound (a zstd bomb of -1s)
+GRID_SLACK, GRID_FLOOR = 64, 2**24
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,6 +210,7 @@ def _node_json(n: Node) -> dict[str, Any]:
             "dtype": n.image.dtype,
             "codec": n.image.codec,
             "axes": n.image.axes,
+            **({"palette": n.image.palette} if n.image.palette else {}),
         },
         "coords": {
             name: {
@@ -290,7 +310,7 @@ def from_json(
         raise ManifestVersionError(msg)
     recorded = v.typed(doc.get("root"), str, "root")
     if root is None:
-        top = _resolve_root(recorded, base)
+        top = _resolve_root(recorded, base, name, allow_outside_root)
     else:  # a root given by the caller is relative to the current directory, like any path
         given = os.fspath(root)
         top = given.rstrip("/") if is_url(given) else os.path.abspath(given)
@@ -309,15 +329,37 @@ def from_json(
     )
 
 
-def _resolve_root(recorded: str, base: Path | str) -> str:
-    """An absolute root: URLs as they are, relative roots against the manifest's location."""
+def _authority(url: str) -> str:
+    """``scheme://host`` (or bucket) of a URL: where a remote manifest may point."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.lower()}://{rest.split('/', 1)[0]}"
+
+
+def _resolve_root(recorded: str, base: Path | str, name: str, allow_outside: bool) -> str:
+    """An absolute root: URLs as they are, relative roots against the manifest's location.
+
+    A manifest fetched from a URL may only point at its own host or bucket: otherwise a
+    shared manifest could make the reader fetch any URL or local file.
+    """
     if is_url(recorded):
-        return recorded.rstrip("/")
-    if os.path.isabs(recorded):
+        top = recorded.rstrip("/")
+    elif os.path.isabs(recorded) and not isinstance(base, str):
         return os.path.normpath(recorded)
-    if isinstance(base, str):  # a manifest in a bucket with a relative root
-        return posixpath.normpath(f"{base}/{recorded}").replace(":/", "://", 1)
-    return os.path.normpath((base / recorded).absolute())
+    elif isinstance(base, str):  # a manifest in a bucket with a relative root
+        scheme, _, rest = base.partition("://")
+        host, _, path = rest.partition("/")
+        joined = posixpath.normpath(posixpath.join("/", path, recorded))
+        top = f"{scheme}://{host}{joined}".rstrip("/")
+    else:
+        return os.path.normpath((base / recorded).absolute())
+    if isinstance(base, str) and not allow_outside and _authority(top) != _authority(base):
+        msg = (
+            f"{name}: the manifest's root {recorded!r} leaves {_authority(base)}, where the "
+            "manifest lives; refusing to read there. Pass root= to choose the images, or "
+            "allow_outside_root=True for a manifest you trust."
+        )
+        raise UnsafePathError(msg)
+    return top
 
 
 class _Validator:
@@ -361,6 +403,7 @@ class _Validator:
         paths = doc.get("path")
         count = doc.get("count", len(paths) if isinstance(paths, list) else None)
         self.typed(count, int, "files.count")
+        self.check(0 <= count <= MAX_FILES, f"files.count {count} is out of range")
         packed = isinstance(paths, str)
         if packed:
             blob = self.unpack(paths, count * MAX_PATH_BYTES, "files.path").decode(
@@ -407,6 +450,10 @@ class _Validator:
             f"{where}: shape",
         )
         size = math.prod(shape)
+        self.check(
+            size <= max(GRID_SLACK * nfiles, GRID_FLOOR),
+            f"{where}: a grid of {size} slots for {nfiles} files is implausibly sparse",
+        )
         chunks = doc.get("chunks")
         if isinstance(chunks, list):
             self.check(len(chunks) == size, f"{where}: chunks do not fill the shape")
@@ -426,7 +473,8 @@ class _Validator:
         shape = tuple(self.typed(doc.get("shape"), list, f"{where} image shape"))
         self.check(
             len(shape) in (2, 3, 4)
-            and all(isinstance(s, int) and 0 < s <= MAX_SIDE for s in shape),
+            and all(isinstance(s, int) and 0 < s <= MAX_SIDE for s in shape)
+            and math.prod(shape) <= MAX_IMAGE_ELEMENTS,
             f"{where}: image shape {shape!r}",
         )
         dtype = doc.get("dtype")
@@ -441,7 +489,8 @@ class _Validator:
             axes == "" or (len(axes) == len(shape) == len(set(axes)) and set(axes) <= set("yxcz")),
             f"{where}: axes {axes!r}",
         )
-        return ImageInfo(fmt, shape, dtype, codec, axes)
+        palette = self.typed(doc.get("palette", ""), str, f"{where} palette")
+        return ImageInfo(fmt, shape, dtype, codec, axes, palette[:64])
 
     def coord(self, doc: Any, sizes: Mapping[str, int], what: str) -> Coord:
         doc = self.typed(doc, dict, what)
@@ -451,7 +500,11 @@ class _Validator:
         self.check(kind in KINDS, f"{what}: kind {kind!r}")
         values = self.typed(doc.get("values"), list, f"{what} values")
         self.check(len(values) == math.prod(sizes[d] for d in dims), f"{what}: length")
-        return Coord(dims, kind, tuple(_parse_value(x, kind) for x in values))
+        try:
+            return Coord(dims, kind, tuple(_parse_value(x, kind) for x in values))
+        except ManifestError as e:
+            msg = f"{self.name}: invalid manifest: {what}: {e}"
+            raise ManifestError(msg) from e
 
 
 _VALUE_TYPES: dict[str, tuple[type, ...]] = {

@@ -151,10 +151,9 @@ class ImageZarrStore(Store):
             if hit is None or hit[1] != k:
                 continue
             node = hit[0]
-            try:
-                idx = [int(p) for p in parts[-k:]]
-            except ValueError:
-                return None
+            if not all(_canonical_index(p) for p in parts[-k:]):
+                return None  # only the keys zarr itself writes: "0", "12", never "+0" or "00"
+            idx = [int(p) for p in parts[-k:]]
             outer, inner = idx[: node.chunks.ndim], idx[node.chunks.ndim :]
             if any(inner) or any(not 0 <= i < s for i, s in zip(outer, node.shape, strict=True)):
                 return None
@@ -195,10 +194,15 @@ class ImageZarrStore(Store):
             what = (
                 "size" if st.size != entry.size else "etag" if etag_changed else "modification time"
             )
+            was = (
+                f"etag {entry.etag}"
+                if etag_changed
+                else f"{entry.size} bytes @ {_ns(entry.mtime_ns)}"
+            )
+            now = f"etag {st.etag}" if etag_changed else f"{st.size} bytes @ {_ns(st.mtime_ns)}"
             msg = (
-                f"{entry.path}: file changed since the scan ({what}: manifest "
-                f"{entry.size} bytes @ {_ns(entry.mtime_ns)}, now {st.size} bytes @ "
-                f"{_ns(st.mtime_ns)}); refusing to return pixels that may be wrong; {_FIX}"
+                f"{entry.path}: file changed since the scan ({what}: manifest {was}, now {now}); "
+                f"refusing to return pixels that may be wrong; {_FIX}"
             )
             raise SourceChangedError(msg, path=entry.path)
         return SourceBuffer.of(data, entry.path)
@@ -333,6 +337,10 @@ class ImageZarrStore(Store):
         self._check_writable()
 
 
+def _canonical_index(part: str) -> bool:
+    return part.isascii() and part.isdigit() and (part == "0" or not part.startswith("0"))
+
+
 def _grid_children(node: Node, prefix: str) -> set[str]:
     """Children of ``prefix`` inside the chunk tree ``<array>/c/i/j/...`` of one node."""
     array = image_array_path(node)
@@ -342,10 +350,9 @@ def _grid_children(node: Node, prefix: str) -> set[str]:
     if not (prefix + "/").startswith(array + "/c/"):
         return set()
     tail = prefix[len(array) + 2 :].strip("/")
-    try:
-        idx = tuple(int(p) for p in tail.split("/")) if tail else ()
-    except ValueError:
+    if tail and not all(_canonical_index(p) for p in tail.split("/")):
         return set()
+    idx = tuple(int(p) for p in tail.split("/")) if tail else ()
     outer = present.ndim
     total = outer + len(node.image.shape)
     if len(idx) >= total:

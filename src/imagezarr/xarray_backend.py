@@ -6,25 +6,38 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 from xarray.backends import BackendEntrypoint
 from xarray.backends.zarr import ZarrBackendEntrypoint
 
-from .manifest import SUFFIX, Manifest, load_manifest
+from .manifest import SUFFIX, Manifest
 from .store import ImageZarrStore
 
 __all__ = ["ImageZarrBackendEntrypoint"]
 
 
-def _store(obj: Any, root: Any, check: str, allow_outside_root: bool) -> ImageZarrStore:
-    if isinstance(obj, ImageZarrStore):
+def _store(
+    obj: Any,
+    root: Any,
+    check: str,
+    allow_outside_root: bool,
+    storage_options: Mapping[str, Any] | None,
+) -> ImageZarrStore:
+    if isinstance(obj, ImageZarrStore) and root is None and storage_options is None:
         return obj
-    if not isinstance(obj, Manifest):
-        obj = load_manifest(obj, root=root, allow_outside_root=allow_outside_root)
-    return ImageZarrStore(obj, check=check)
+    from .api import open_store
+
+    source = obj.manifest if isinstance(obj, ImageZarrStore) else obj
+    return open_store(
+        source,
+        root=root,
+        check=check,  # type: ignore[arg-type]
+        allow_outside_root=allow_outside_root,
+        storage_options=storage_options,
+    )
 
 
 def _groups(store: ImageZarrStore) -> str:
@@ -58,7 +71,15 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
 
     description = "Open imagezarr manifests (virtual Zarr over image files) in xarray"
     url = "https://pypi.org/project/imagezarr/"
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", "group", "root", "check")
+    open_dataset_parameters = (
+        "filename_or_obj",
+        "drop_variables",
+        "group",
+        "root",
+        "check",
+        "allow_outside_root",
+        "storage_options",
+    )
 
     def open_dataset(  # type: ignore[override]
         self,
@@ -69,8 +90,9 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         root: str | os.PathLike[str] | None = None,
         check: str = "stat",
         allow_outside_root: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> Any:
-        store = _store(filename_or_obj, root, check, allow_outside_root)
+        store = _store(filename_or_obj, root, check, allow_outside_root, storage_options)
         if group is None:
             paths = [n.path for n in store.manifest.nodes]
             if paths != [""]:
@@ -102,9 +124,10 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         root: str | os.PathLike[str] | None = None,
         check: str = "stat",
         allow_outside_root: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Any:
-        store = _store(filename_or_obj, root, check, allow_outside_root)
+        store = _store(filename_or_obj, root, check, allow_outside_root, storage_options)
         return ZarrBackendEntrypoint().open_datatree(
             store,
             drop_variables=drop_variables,

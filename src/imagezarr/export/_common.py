@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ExportError
+from ..io import is_url
 from ..manifest import Manifest
 
 __all__ = ["Progress", "check_output", "checked_stat", "file_url", "staged_dir", "staged_file"]
@@ -105,6 +106,8 @@ def file_url(path: str) -> str:
     >>> file_url("/data/night 1/é.png")
     'file:///data/night 1/é.png'
     """
+    if is_url(path):  # a remote manifest's files are URLs already
+        return path
     posix = Path(path).as_posix()
     return "file://" + (posix if posix.startswith("/") else "/" + posix)
 
@@ -113,6 +116,12 @@ def checked_stat(manifest: Manifest, index: int) -> os.stat_result:
     """``os.stat`` of file ``index``, refusing a missing file or one changed since the scan."""
     entry = manifest.files[index]
     path = manifest.file_path(index)
+    if manifest.remote:
+        msg = (
+            f"{path}: this export needs local files, and the manifest's root is remote; "
+            "use the kerchunk export (urls) or copy the images first"
+        )
+        raise ExportError(msg)
     try:
         st = os.stat(path)
     except OSError as e:

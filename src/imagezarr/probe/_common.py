@@ -49,6 +49,9 @@ class ImageInfo:
     axes : str
         One letter per decoded axis (``y``, ``x``, ``c`` channels/samples, ``z`` depth);
         empty means the usual ``yx`` / ``yxc``.
+    palette : str
+        For images decoded as palette indices (GIF): a digest of the colour table, so only
+        files sharing one palette end up in one array. Empty otherwise.
     """
 
     format: str
@@ -56,6 +59,7 @@ class ImageInfo:
     dtype: str
     codec: dict[str, Any]
     axes: str = ""
+    palette: str = ""
 
     @property
     def dims(self) -> tuple[str, ...]:

@@ -12,6 +12,9 @@ second frame, at the trailer, or at the overall read limit.
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 from imagezarr.probe._common import ImageInfo, Source
 
 __all__ = ["SIGNATURES", "probe_gif"]
@@ -58,6 +61,7 @@ def probe_gif(src: Source) -> ImageInfo:
     """Return the decoded shape and dtype of the single-frame GIF in ``src``."""
     width, height, flags = src.unpack("<HHB", 6, "GIF logical screen descriptor")
     src.check_size(height, width)
+    palette = hashlib.sha1(src.exact(13, _table_size(flags), "GIF colour table"))
     cursor = _Cursor(src, 13 + _table_size(flags))
     frames = 0
     while not (frames and cursor.at_end()):
@@ -74,12 +78,15 @@ def probe_gif(src: Source) -> ImageInfo:
                     "animated GIF (more than one frame) decodes to a stack of frames; only "
                     "single-frame GIFs are supported"
                 )
-            _skip_image(cursor)
+            _skip_image(cursor, palette)
         else:
             src.fail(f"corrupt GIF: unknown block {intro:#04x} at offset {cursor.offset}")
     if not frames:
         src.fail("corrupt GIF: no image in the file")
-    return ImageInfo("gif", (height, width), "uint8", dict(_CODEC))
+    # the pixels are palette indices: arrays may only stack files that share a palette
+    return ImageInfo(
+        "gif", (height, width), "uint8", dict(_CODEC), palette=palette.hexdigest()[:16]
+    )
 
 
 def _table_size(flags: int) -> int:
@@ -87,10 +94,12 @@ def _table_size(flags: int) -> int:
     return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
 
 
-def _skip_image(cursor: _Cursor) -> None:
-    """Skip an image descriptor, its local colour table and its LZW data."""
+def _skip_image(cursor: _Cursor, palette: Any) -> None:
+    """Skip an image descriptor, its local colour table (hashed) and its LZW data."""
     cursor.offset += 8
     flags = cursor.byte("GIF image descriptor")
-    cursor.offset += _table_size(flags)
+    size = _table_size(flags)
+    palette.update(cursor.src.exact(cursor.offset, size, "GIF local colour table"))
+    cursor.offset += size
     cursor.byte("GIF image data")  # LZW minimum code size
     cursor.skip_sub_blocks("GIF image data")

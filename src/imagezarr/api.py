@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import io, probe
-from .discover import FileEntry, discover, discover_objects
+from .discover import discover, discover_objects, read_file_list, stat_listed
 from .errors import DiscoveryError, ProbeError
-from .io import READ_ERRORS
 from .layout import Derivation, LayoutSpec, Lookup, Table, arrange, match_fields
-from .manifest import Manifest, check_relative, load_manifest
+from .manifest import Manifest, load_manifest
 from .presets import read_table
+from .probe._many import probe_distributed, probe_entries
 from .store import ImageZarrStore
 
 if TYPE_CHECKING:
@@ -25,8 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["load_manifest", "open_dataset", "open_datatree", "open_group", "open_store", "scan"]
 
 Progress = Callable[[int, int], None]
-SLOW_PROBE_SECONDS = 200e-6
-REMOTE_WORKERS = 32  # concurrent header requests to an object store
 ManifestLike = Manifest | str | os.PathLike[str]
 
 
@@ -129,7 +125,7 @@ def scan(
     rows = {path: read_table(path) for path in _table_files(spec)}
     extensions = spec.extensions or probe.EXTENSIONS
     if files is not None:
-        entries = _listed(root, remote, _file_list(files, options))
+        entries = stat_listed(root, remote, read_file_list(files, options))
     elif remote is None:
         entries = discover(root, glob=glob, extensions=extensions)
     elif root.lower().startswith(("http://", "https://")):
@@ -147,9 +143,9 @@ def scan(
     kept, fields, unmatched = match_fields([e.path for e in entries], spec, tables=rows)
     candidates = [entries[i] for i in kept]
     if client is not None:
-        infos, failed = _probe_distributed(client, root, remote, candidates, progress=progress)
+        infos, failed = probe_distributed(client, root, remote, candidates, progress=progress)
     else:
-        infos, failed = _probe_all(root, remote, candidates, workers=workers, progress=progress)
+        infos, failed = probe_entries(root, remote, candidates, workers=workers, progress=progress)
     if failed and on_unreadable == "error":
         shown = "; ".join(str(e) for _, e in failed[:5])
         msg = (
@@ -214,143 +210,6 @@ def _absolute(item: Any) -> Any:
 
 def _table_files(spec: LayoutSpec) -> list[str]:
     return list(dict.fromkeys([t.path for t in spec.tables] + [lk.path for lk in spec.lookups]))
-
-
-def _file_list(
-    files: str | os.PathLike[str] | Sequence[str], options: Mapping[str, Any]
-) -> list[str]:
-    if not isinstance(files, str | os.PathLike):
-        return [str(f) for f in files]
-    name = os.fspath(files)
-    if io.is_url(name):
-        base, _, leaf = name.rpartition("/")
-        text = io.ObjectRoot(base, options).read(leaf)[0].decode()
-    else:
-        with open(name, encoding="utf-8") as f:
-            text = f.read()
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def _listed(root: str, remote: io.ObjectRoot | None, paths: Sequence[str]) -> list[FileEntry]:
-    """Stat an explicit list of files (HEAD requests for a remote root), in a thread pool."""
-    for p in paths:
-        check_relative(p, "files=")
-
-    def stat(rel: str) -> FileEntry:
-        try:
-            st = remote.head(rel) if remote is not None else io.stat(os.path.join(root, rel))
-        except READ_ERRORS as e:
-            msg = f"{rel}: listed in files= but cannot be reached under {root}: {_first_line(e)}"
-            raise DiscoveryError(msg) from e
-        return FileEntry(rel, st.size, st.mtime_ns, st.etag)
-
-    with ThreadPoolExecutor(max_workers=REMOTE_WORKERS if remote else 4) as pool:
-        return sorted(pool.map(stat, paths), key=lambda e: e.path)
-
-
-def _first_line(e: BaseException) -> str:
-    return getattr(e, "strerror", None) or str(e).strip().split("\n", 1)[0][:300]
-
-
-Result = probe.ImageInfo | ProbeError
-
-
-def _probe_one(root: str, remote: io.ObjectRoot | None, entry: FileEntry) -> Result:
-    try:
-        if remote is not None:
-            return probe.probe(
-                lambda offset, length: remote.read_range(entry.path, offset, length),
-                size=entry.size,
-                name=entry.path,
-            )
-        read, close = io.range_reader(os.path.join(root, entry.path))
-        try:
-            return probe.probe(read, size=entry.size, name=entry.path)
-        finally:
-            close()
-    except ProbeError as e:
-        return e
-    except READ_ERRORS as e:
-        return ProbeError(f"{entry.path}: cannot read: {_first_line(e)}", path=entry.path)
-
-
-def _probe_batch(
-    root: str, remote: io.ObjectRoot | None, entries: Sequence[FileEntry]
-) -> list[Result]:
-    """Probe a batch of files; a module-level function so dask workers can run it."""
-    return [_probe_one(root, remote, e) for e in entries]
-
-
-def _split(results: list[Result]) -> tuple[list[probe.ImageInfo], list[tuple[int, ProbeError]]]:
-    failed = [(i, r) for i, r in enumerate(results) if isinstance(r, ProbeError)]
-    infos = [r if isinstance(r, probe.ImageInfo) else None for r in results]
-    return infos, failed  # type: ignore[return-value]
-
-
-def _probe_all(
-    root: str,
-    remote: io.ObjectRoot | None,
-    entries: Sequence[FileEntry],
-    *,
-    workers: int | None,
-    progress: Progress | None,
-) -> tuple[list[probe.ImageInfo], list[tuple[int, ProbeError]]]:
-    """Probe every header in a thread pool; header reads are I/O-bound and release the GIL."""
-    n = len(entries)
-    batch = 64
-
-    def many(start: int) -> list[Result]:
-        # one task per batch of files: a future per file costs as much as a small probe
-        return _probe_batch(root, remote, entries[start : start + batch])
-
-    results: list[Result] = []
-    # Probing a page-cached file is ~30 us of Python: threads only add GIL contention there
-    # (measured 0.31 s inline vs 0.5 s with 8 threads for 10,000 files). On a network share,
-    # a cold disk or an object store each read waits on I/O and threads win by far. So time
-    # the first batch inline and only go parallel when files are slow to reach.
-    start = time.perf_counter()
-    first = 8 if remote is not None else batch
-    results.extend(_probe_batch(root, remote, entries[:first]))
-    slow = (time.perf_counter() - start) / max(1, len(results)) > SLOW_PROBE_SECONDS
-    if progress is not None:
-        progress(len(results), n)
-    if remote is not None:
-        batch = 4  # small batches keep many requests in flight
-    default = REMOTE_WORKERS if remote is not None else min(16, 4 * (os.cpu_count() or 1))
-    pool_size = workers or (default if slow else 1)
-    with ThreadPoolExecutor(max_workers=pool_size) as pool:
-        for done in pool.map(many, range(first, n, batch)):
-            results.extend(done)
-            if progress is not None:
-                progress(len(results), n)
-    return _split(results)
-
-
-def _probe_distributed(
-    client: Any,
-    root: str,
-    remote: io.ObjectRoot | None,
-    entries: Sequence[FileEntry],
-    *,
-    progress: Progress | None,
-) -> tuple[list[probe.ImageInfo], list[tuple[int, ProbeError]]]:
-    """Spread header probes over a dask cluster, in batches of 256 files."""
-    from distributed import Client, as_completed
-
-    if not isinstance(client, Client):
-        client = Client(client)
-    batch = 256
-    starts = list(range(0, len(entries), batch))
-    futures = {
-        client.submit(_probe_batch, root, remote, list(entries[s : s + batch]), pure=False): s
-        for s in starts
-    }
-    by_start: dict[int, list[Result]] = {}
-    for future in as_completed(futures):
-        by_start[futures[future]] = future.result()
-        if progress is not None:
-            progress(sum(len(v) for v in by_start.values()), len(entries))
-    return _split([r for s in starts for r in by_start[s]])
 
 
 def _manifest(

@@ -5,16 +5,26 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 
 from .errors import DiscoveryError
-from .io import READ_ERRORS, ObjectRoot
+from .io import READ_ERRORS, ObjectRoot, error_text, is_url
+from .io import stat as io_stat
+from .paths import check_relative
 
-__all__ = ["FileEntry", "FileTable", "discover", "discover_objects"]
+__all__ = [
+    "FileEntry",
+    "FileTable",
+    "discover",
+    "discover_objects",
+    "read_file_list",
+    "stat_listed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +84,10 @@ def discover_objects(
             if match(rel) and not _hidden(rel)
         ]
     except READ_ERRORS as e:
-        msg = f"cannot list {root.url}: {_first_line(e)}"
+        msg = f"cannot list {root.url}: {error_text(e)}"
         raise DiscoveryError(msg) from e
     out.sort(key=lambda e: e.path)
     return out
-
-
-def _first_line(e: BaseException) -> str:
-    """obstore errors carry multi-line debug dumps; the first line says what happened."""
-    return str(e).strip().split("\n", 1)[0][:300]
 
 
 def discover(
@@ -208,3 +213,38 @@ class FileTable(Sequence[FileEntry]):
 
     def __repr__(self) -> str:
         return f"FileTable({len(self)} files, {int(self.sizes.sum())} bytes)"
+
+
+REMOTE_WORKERS = 32  # concurrent requests to an object store
+
+
+def read_file_list(
+    files: str | os.PathLike[str] | Sequence[str], options: Mapping[str, Any]
+) -> list[str]:
+    if not isinstance(files, str | os.PathLike):
+        return [str(f) for f in files]
+    name = os.fspath(files)
+    if is_url(name):
+        base, _, leaf = name.rpartition("/")
+        text = ObjectRoot(base, options).read(leaf)[0].decode()
+    else:
+        with open(name, encoding="utf-8") as f:
+            text = f.read()
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def stat_listed(root: str, remote: ObjectRoot | None, paths: Sequence[str]) -> list[FileEntry]:
+    """Stat an explicit list of files (HEAD requests for a remote root), in a thread pool."""
+    for p in paths:
+        check_relative(p, "files=")
+
+    def stat(rel: str) -> FileEntry:
+        try:
+            st = remote.head(rel) if remote is not None else io_stat(os.path.join(root, rel))
+        except READ_ERRORS as e:
+            msg = f"{rel}: listed in files= but cannot be reached under {root}: {error_text(e)}"
+            raise DiscoveryError(msg) from e
+        return FileEntry(rel, st.size, st.mtime_ns, st.etag)
+
+    with ThreadPoolExecutor(max_workers=REMOTE_WORKERS if remote is not None else 4) as pool:
+        return sorted(pool.map(stat, paths), key=lambda e: e.path)

@@ -27,6 +27,7 @@ __all__ = [
     "READ_ERRORS",
     "FileStat",
     "ObjectRoot",
+    "error_text",
     "is_url",
     "range_reader",
     "read_bytes",
@@ -46,6 +47,12 @@ URL_SCHEMES = (
     "https://",
     "memory://",
 )
+
+
+def error_text(e: BaseException) -> str:
+    """One line saying what went wrong: the OS reason, or the first line of obstore's
+    multi-line report (which also holds request details nobody needs in an error)."""
+    return getattr(e, "strerror", None) or str(e).strip().split("\n", 1)[0][:300]
 
 
 def is_url(root: str) -> bool:

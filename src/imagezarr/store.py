@@ -29,7 +29,7 @@ from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline
 from .discover import FileEntry
 from .errors import ChunkReadError, SourceChangedError
 from .hierarchy import build_metadata, chunk_key, image_array_path
-from .io import READ_ERRORS
+from .io import READ_ERRORS, error_text
 from .layout import Node
 from .manifest import Manifest
 
@@ -178,7 +178,7 @@ class ImageZarrStore(Store):
             msg = f"{entry.path}: file is missing (it was scanned into the manifest); {_FIX}"
             raise ChunkReadError(msg, path=entry.path) from e
         except READ_ERRORS as e:
-            detail = getattr(e, "strerror", None) or str(e).strip().split("\n", 1)[0][:300]
+            detail = error_text(e)
             msg = f"{entry.path}: cannot read: {detail}; {_FIX}"
             raise ChunkReadError(msg, path=entry.path) from e
         return self._checked(entry, data, st)

@@ -16,6 +16,7 @@ import zarr
 
 from . import io
 from .errors import ChunkDecodeError, ChunkReadError, SourceChangedError
+from .io import error_text
 from .manifest import Manifest
 from .store import ImageZarrStore
 
@@ -49,7 +50,7 @@ def _stat_problem(m: Manifest, i: int) -> Problem | None:
     except FileNotFoundError:
         return Problem(entry.path, "missing", "file not found")
     except io.READ_ERRORS as e:
-        detail = getattr(e, "strerror", None) or str(e).strip().split("\n", 1)[0][:300]
+        detail = error_text(e)
         return Problem(entry.path, "unreadable", detail)
     if st.size != entry.size:
         return Problem(entry.path, "changed", f"size {entry.size} -> {st.size} bytes")

@@ -14,7 +14,14 @@ from rich.tree import Tree
 
 from ..manifest import Manifest
 
-__all__ = ["console", "human_bytes", "lazy_progress", "storage_options", "summary_tree"]
+__all__ = [
+    "console",
+    "human_bytes",
+    "lazy_progress",
+    "remote_options",
+    "storage_options",
+    "summary_tree",
+]
 
 _CLIENT_KEYS = {
     "allow_http",
@@ -132,3 +139,13 @@ def echo_tree(tree: Tree) -> None:
 
 
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+
+remote_options = click.option(
+    "-O",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Remote store setting, e.g. -O endpoint=http://127.0.0.1:9000 -O allow_http=true. "
+    "Credentials come from the environment and are never saved.",
+)

@@ -8,7 +8,7 @@ import click
 
 from .. import api, presets
 from ..layout import LayoutSpec, Lookup
-from ._common import echo_tree, lazy_progress, storage_options, summary_tree
+from ._common import echo_tree, lazy_progress, remote_options, storage_options, summary_tree
 
 
 def _types(values: tuple[str, ...]) -> dict[str, str]:
@@ -131,15 +131,7 @@ def _preset(
     help="Index file (path or URL) listing relative paths to take instead of listing SOURCE; "
     "needed for http(s):// sources.",
 )
-@click.option(
-    "-O",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Remote store setting, e.g. -O endpoint=http://127.0.0.1:9000 -O allow_http=true. "
-    "Credentials come from the environment and are never saved.",
-)
+@remote_options
 @click.option("--workers", type=int, help="Header probes in flight (default: adaptive).")
 @click.option("--scheduler", help="dask.distributed scheduler address to spread probes over.")
 @click.option("--absolute-root", is_flag=True, help="Record the root as an absolute path.")

@@ -6,21 +6,14 @@ import click
 
 from ..manifest import load_manifest
 from ..verify import verify as run_verify
-from ._common import console, lazy_progress, storage_options
+from ._common import console, lazy_progress, remote_options, storage_options
 
 
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--decode", is_flag=True, help="Also read and decode every image.")
 @click.option("--root", help="Check the images in this folder instead of the recorded root.")
-@click.option(
-    "-O",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Remote store setting (see `imagezarr scan --help`).",
-)
+@remote_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; print problems only.")
 def verify(
     manifest: str, decode: bool, root: str | None, options: tuple[str, ...], quiet: bool

@@ -7,12 +7,14 @@ document and coordinate chunk is encoded by zarr's own code.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import zarr
+from numcodecs.vlen import VLenUTF8
 from zarr.registry import get_codec_class
 
 from .codecs import pin_codecs
@@ -75,7 +77,35 @@ def _since(v: datetime, epoch: datetime, scale: int) -> int:
     return (delta.days * 86400 + delta.seconds) * scale + delta.microseconds * scale // 10**6
 
 
-def build_metadata(manifest: Manifest) -> dict[str, bytes]:
+class Metadata(Mapping[str, bytes]):
+    """Metadata documents and coordinate chunks by key; some chunks encoded on first use.
+
+    The ``path`` coordinate of a million files takes most of the time to encode, and xarray
+    reads non-index coordinates lazily: deferring it keeps opening a large manifest fast.
+    """
+
+    def __init__(self, ready: dict[str, bytes], deferred: dict[str, Callable[[], bytes]]) -> None:
+        self._ready = ready
+        self._deferred = deferred
+
+    def __getitem__(self, key: str) -> bytes:
+        if key not in self._ready:
+            make = self._deferred[key]  # KeyError for unknown keys, as a Mapping should
+            self._ready[key] = make()
+        return self._ready[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._ready
+        yield from (k for k in self._deferred if k not in self._ready)
+
+    def __len__(self) -> int:
+        return len(self._ready.keys() | self._deferred.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ready or key in self._deferred
+
+
+def build_metadata(manifest: Manifest) -> Metadata:
     """Every metadata document and coordinate chunk of the hierarchy, as bytes by key.
 
     Image chunks are not included: they are the files themselves (see :func:`chunk_refs`).
@@ -84,14 +114,23 @@ def build_metadata(manifest: Manifest) -> dict[str, bytes]:
     mem = zarr.storage.MemoryStore()
     root = zarr.open_group(mem, mode="w", zarr_format=3)
     root.attrs.update({"imagezarr": {"root": manifest.root, "files": len(manifest.files)}})
+    deferred: dict[str, Callable[[], bytes]] = {}
     for node in manifest.nodes:
         group = root.require_group(node.path) if node.path else root
         group.attrs.update(dict(node.attrs))
-        _add_node(group, node, manifest)
-    return {key: buf.to_bytes() for key, buf in mem._store_dict.items()}
+        _add_node(group, node, manifest, deferred)
+    return Metadata({key: buf.to_bytes() for key, buf in mem._store_dict.items()}, deferred)
 
 
-def _add_node(group: zarr.Group, node: Node, manifest: Manifest) -> None:
+def _path_chunk(paths: list[str], chunks: np.ndarray) -> bytes:
+    # what zarr's vlen-utf8 codec writes (it delegates to numcodecs), with no compressor
+    table = np.array([*paths, ""], dtype=object)  # index -1 -> "" for holes
+    return bytes(VLenUTF8().encode(np.ascontiguousarray(table[chunks])))
+
+
+def _add_node(
+    group: zarr.Group, node: Node, manifest: Manifest, deferred: dict[str, Callable[[], bytes]]
+) -> None:
     sizes = dict(zip(node.dims, node.shape, strict=True))
     extra = []
     for name, c in node.coords.items():
@@ -99,8 +138,17 @@ def _add_node(group: zarr.Group, node: Node, manifest: Manifest) -> None:
         _array(group, name, data, c.dims, attrs)
         if c.dims != (name,):
             extra.append(name)
-    table = np.array([*manifest.files.paths, ""], dtype=object)  # index -1 -> "" for holes
-    _array(group, "path", table[node.chunks], node.dims, {})
+    path = group.create_array(
+        "path",
+        shape=node.shape,
+        dtype=str,
+        chunks=node.shape,
+        compressors=None,
+        fill_value="",
+        dimension_names=node.dims,
+    )
+    key = f"{path.path}/{path.metadata.encode_chunk_key((0,) * len(node.shape))}"
+    deferred[key] = functools.partial(_path_chunk, manifest.files.paths, node.chunks)
     _array(group, "present", node.chunks >= 0, node.dims, {})
     codec = get_codec_class(node.image.codec["name"]).from_dict(node.image.codec)
     group.create_array(

@@ -262,3 +262,64 @@ def test_exports_of_a_remote_manifest(s3, bucket, tmp_path):
     assert all(u.startswith(f"{bucket}/") for u in urls), urls[:2]
     with pytest.raises(ExportError, match="needs local files"):
         export(m, "links", tmp_path / "links.zarr")
+
+
+def test_probes_spread_over_a_dask_cluster(s3, bucket, experiment):
+    distributed = pytest.importorskip("distributed")
+    _, truth = experiment
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        m = imagezarr.scan(bucket, storage_options=s3["options"], client=client, **PSII)
+        seen = client.run(lambda: True)  # both worker processes were there to take batches
+    assert len(seen) == 2
+    local = imagezarr.scan(bucket, storage_options=s3["options"], **PSII)
+    assert m.to_json()["groups"] == local.to_json()["groups"]
+    assert len(m.files) == len(truth)
+
+
+class _Forbidden(http.server.BaseHTTPRequestHandler):
+    def do_HEAD(self) -> None:
+        self.send_error(403, "Forbidden")
+
+    do_GET = do_HEAD
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_refused_credentials_are_one_clear_line(tmp_path, capsys):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Forbidden)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/images"
+        with pytest.raises(DiscoveryError, match=r"a\.png: listed in files= but cannot be reach"):
+            imagezarr.scan(url, files=["a.png"], storage_options=HTTP_OPTIONS)
+        from imagezarr.cli import main
+
+        index = tmp_path / "files.txt"
+        index.write_text("a.png\n")
+        code = main(
+            [
+                "scan",
+                url,
+                "--files",
+                str(index),
+                "-O",
+                "allow_http=true",
+                "-o",
+                str(tmp_path / "x.imagezarr.json"),
+            ]
+        )
+        assert code == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert "403" in err or "Forbidden" in err or "denied" in err.lower()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

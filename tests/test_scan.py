@@ -35,6 +35,19 @@ def test_discover_does_not_follow_symlinked_folders(tmp_path):
     assert [e.path for e in discover(tmp_path, glob="*")] == ["real/a.png"]
 
 
+def test_file_links_leaving_the_root_are_refused_unless_allowed(tmp_path):
+    outside = tmp_path / "elsewhere"
+    write_image(outside / "secret.png", random_image((4, 4)))
+    root = tmp_path / "root"
+    write_image(root / "a.png", random_image((4, 4), seed=1))
+    (root / "link.png").symlink_to(outside / "secret.png")
+    (root / "inside.png").symlink_to(root / "a.png")  # a link within the root is fine
+    with pytest.raises(DiscoveryError, match=r"1 symbolic link\(s\) .* point outside it: 'link"):
+        imagezarr.scan(root)
+    m = imagezarr.scan(root, allow_outside_root=True)
+    assert [f.path for f in m.files] == ["a.png", "inside.png", "link.png"]
+
+
 def test_missing_folder_and_empty_match_are_clear(tmp_path):
     with pytest.raises(DiscoveryError, match="does not exist or is not a folder"):
         imagezarr.scan(tmp_path / "nope")

@@ -53,6 +53,7 @@ def scan(
     files: str | os.PathLike[str] | Sequence[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     client: Any = None,
+    allow_outside_root: bool = False,
 ) -> Manifest:
     """Scan a folder of images into a :class:`Manifest`, reading only file headers.
 
@@ -97,6 +98,8 @@ def scan(
         otherwise come from the environment; they are never written into the manifest.
     client
         A ``dask.distributed`` client (or scheduler address) to spread header probes over.
+    allow_outside_root
+        Follow symbolic links that point out of ``source`` (refused by default).
 
     Examples
     --------
@@ -127,7 +130,9 @@ def scan(
     if files is not None:
         entries = stat_listed(root, remote, read_file_list(files, options))
     elif remote is None:
-        entries = discover(root, glob=glob, extensions=extensions)
+        entries = discover(
+            root, glob=glob, extensions=extensions, allow_outside_root=allow_outside_root
+        )
     elif root.lower().startswith(("http://", "https://")):
         msg = (
             f"cannot list {root}: HTTP servers have no listing; pass files= (a list of "

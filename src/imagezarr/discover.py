@@ -95,11 +95,13 @@ def discover(
     *,
     glob: str | None = None,
     extensions: Iterable[str] = (),
+    allow_outside_root: bool = False,
 ) -> list[FileEntry]:
     """List the files below ``root`` (recursively, hidden files skipped) in path order.
 
     ``glob`` is matched case-insensitively against the path relative to the root (``*`` also
     crosses folders); without it, files whose extension is one of ``extensions`` are kept.
+    A symbolic link to a file outside the root is an error unless ``allow_outside_root``.
 
     Examples
     --------
@@ -116,11 +118,18 @@ def discover(
     match = _matcher(glob, extensions).fullmatch
     out = []
     undecodable = []
+    outside = []
+    real_top = os.path.realpath(top)
     for rel, entry in _walk(top):
         if not rel.isascii() and not _utf8(rel):
             undecodable.append(rel)
             continue
         if match(rel):
+            if entry.is_symlink() and not allow_outside_root:
+                target = os.path.realpath(entry.path)
+                if os.path.commonpath([real_top, target]) != real_top:
+                    outside.append(f"{rel} -> {target}")
+                    continue
             st = entry.stat()
             out.append(FileEntry(rel, st.st_size, st.st_mtime_ns))
     if undecodable:
@@ -128,6 +137,14 @@ def discover(
         msg = (
             f"{len(undecodable)} file name(s) under {top!r} are not valid UTF-8 and cannot be "
             f"labels or manifest entries: {shown}; rename them (e.g. with convmv)"
+        )
+        raise DiscoveryError(msg)
+    if outside:
+        shown = ", ".join(repr(p) for p in outside[:5])
+        msg = (
+            f"{len(outside)} symbolic link(s) under {top!r} point outside it: {shown}; "
+            "scan the folder they point into, or pass allow_outside_root=True "
+            "(--allow-outside-root) to follow them"
         )
         raise DiscoveryError(msg)
     out.sort(key=lambda e: e.path)

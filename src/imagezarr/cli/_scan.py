@@ -134,6 +134,7 @@ def _preset(
 @remote_options
 @click.option("--workers", type=int, help="Header probes in flight (default: adaptive).")
 @click.option("--scheduler", help="dask.distributed scheduler address to spread probes over.")
+@click.option("--allow-outside-root", is_flag=True, help="Follow symbolic links that leave SOURCE.")
 @click.option("--absolute-root", is_flag=True, help="Record the root as an absolute path.")
 @click.option("--force", is_flag=True, help="Allow writing the manifest inside the source folder.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
@@ -159,6 +160,7 @@ def scan(
     options: tuple[str, ...],
     workers: int | None,
     scheduler: str | None,
+    allow_outside_root: bool,
     absolute_root: bool,
     force: bool,
     quiet: bool,
@@ -187,6 +189,7 @@ def scan(
             storage_options=storage_options(options),
             workers=workers,
             client=scheduler,
+            allow_outside_root=allow_outside_root,
         )
     out = m.save(output, absolute_root=absolute_root, force=force)
     if not quiet:

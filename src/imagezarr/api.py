@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import io, probe
-from .discover import discover, discover_objects, read_file_list, stat_listed
+from .discover import FileTable, discover, discover_objects, read_file_list, stat_listed
 from .errors import DiscoveryError, ProbeError
 from .layout import Derivation, LayoutSpec, Lookup, Table, arrange, match_fields
 from .manifest import Manifest, load_manifest
@@ -160,13 +160,11 @@ def scan(
         raise ProbeError(msg, path=candidates[failed[0][0]].path)
     bad = {i for i, _ in failed}
     good = [i for i in range(len(candidates)) if i not in bad]
-    files = tuple(candidates[i] for i in good)
-    nodes = arrange(
-        [f.path for f in files], [fields[i] for i in good], [infos[i] for i in good], spec
-    )
+    table = FileTable.from_entries(candidates[i] for i in good)
+    nodes = arrange(table.paths, [fields[i] for i in good], [infos[i] for i in good], spec)
     return Manifest(
         root=root,
-        files=files,
+        files=table,
         layout=spec,
         nodes=tuple(nodes),
         unmatched=len(unmatched),

@@ -128,7 +128,7 @@ class Manifest:
 
     def save(
         self, path: str | os.PathLike[str], *, absolute_root: bool = False, force: bool = False
-    ) -> Path:
+    ) -> Path | str:
         """Write the manifest atomically to ``path`` and return it.
 
         The root is recorded relative to the manifest's folder unless ``absolute_root``.
@@ -158,7 +158,7 @@ class Manifest:
         write_atomic(out, text.encode())
         return out
 
-    def _save_remote(self, url: str) -> str:  # type: ignore[return]
+    def _save_remote(self, url: str) -> str:
         """Put the manifest into a bucket; one PUT, which object stores make atomic."""
         import obstore
 

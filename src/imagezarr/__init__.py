@@ -14,6 +14,7 @@ from .api import (
     open_group,
     open_store,
     scan,
+    update,
 )
 from .errors import (
     ChunkDecodeError,
@@ -67,4 +68,5 @@ __all__ = [
     "open_group",
     "open_store",
     "scan",
+    "update",
 ]

@@ -11,7 +11,7 @@ from . import io, probe
 from .discover import FileTable, discover, discover_objects, read_file_list, stat_listed
 from .errors import DiscoveryError, ProbeError
 from .layout import Derivation, LayoutSpec, Lookup, Table, arrange, match_fields
-from .manifest import Manifest, load_manifest
+from .manifest import FileDiff, Manifest, diff_files, load_manifest
 from .presets import read_table
 from .probe._many import probe_distributed, probe_entries
 from .store import ImageZarrStore
@@ -20,7 +20,15 @@ if TYPE_CHECKING:
     import xarray as xr
     import zarr
 
-__all__ = ["load_manifest", "open_dataset", "open_datatree", "open_group", "open_store", "scan"]
+__all__ = [
+    "load_manifest",
+    "open_dataset",
+    "open_datatree",
+    "open_group",
+    "open_store",
+    "scan",
+    "update",
+]
 
 Progress = Callable[[int, int], None]
 ManifestLike = Manifest | str | os.PathLike[str]
@@ -213,6 +221,32 @@ def _absolute(item: Any) -> Any:
 
 def _table_files(spec: LayoutSpec) -> list[str]:
     return list(dict.fromkeys([t.path for t in spec.tables] + [lk.path for lk in spec.lookups]))
+
+
+def update(
+    manifest: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    derived: Mapping[str, Derivation] | None = None,
+    progress: Progress | None = None,
+) -> tuple[Manifest, FileDiff]:
+    """Scan a manifest's root again with the layout it recorded; report what changed.
+
+    Returns the new manifest (not yet saved) and the difference in files. Derived fields
+    computed by Python callables must be given again in ``derived``.
+
+    >>> # new, diff = imagezarr.update("exp.imagezarr.json"); new.save("exp.imagezarr.json")
+    """
+    old = load_manifest(manifest, storage_options=storage_options)
+    new = scan(
+        old.root,
+        layout=old.layout,
+        derived=derived,
+        on_unreadable="skip" if old.unreadable else "error",
+        storage_options=old.storage_options,
+        progress=progress,
+    )
+    return new, diff_files(old.files, new.files)
 
 
 def _manifest(

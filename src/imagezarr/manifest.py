@@ -28,7 +28,7 @@ from .layout import Coord, LayoutSpec, Node
 from .paths import check_all_relative, check_relative
 from .probe import ImageInfo
 
-__all__ = ["FORMAT", "VERSION", "Manifest", "load_manifest"]
+__all__ = ["FORMAT", "VERSION", "FileDiff", "Manifest", "diff_files", "load_manifest"]
 
 FORMAT = "imagezarr-manifest"
 VERSION = 1
@@ -528,3 +528,38 @@ def _parse_value(x: Any, kind: str) -> Any:
             msg = f"coordinate value {x!r} is not an ISO datetime"
             raise ManifestError(msg) from e
     return float(x) if kind == "float" else x
+
+
+@dataclass(frozen=True, slots=True)
+class FileDiff:
+    """How two file tables differ, by relative path."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    unchanged: int
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
+def diff_files(old: FileTable, new: FileTable) -> FileDiff:
+    """Compare two file tables: added, removed, and changed (size, mtime or etag) paths.
+
+    >>> from imagezarr.discover import FileEntry
+    >>> a = FileTable.from_entries([FileEntry("a.png", 1, 1), FileEntry("b.png", 2, 2)])
+    >>> b = FileTable.from_entries([FileEntry("b.png", 3, 2), FileEntry("c.png", 1, 1)])
+    >>> diff_files(a, b)
+    FileDiff(added=('c.png',), removed=('a.png',), changed=('b.png',), unchanged=0)
+    """
+    before = {e.path: (e.size, e.mtime_ns, e.etag) for e in old}
+    after = {e.path: (e.size, e.mtime_ns, e.etag) for e in new}
+    common = before.keys() & after.keys()
+    changed = sorted(p for p in common if before[p] != after[p])
+    return FileDiff(
+        added=tuple(sorted(after.keys() - before.keys())),
+        removed=tuple(sorted(before.keys() - after.keys())),
+        changed=tuple(changed),
+        unchanged=len(common) - len(changed),
+    )

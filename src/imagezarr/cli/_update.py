@@ -1,0 +1,56 @@
+"""``imagezarr update``: scan a manifest's root again with its recorded layout."""
+
+from __future__ import annotations
+
+import click
+
+from .. import api
+from ._common import (
+    console,
+    echo_tree,
+    lazy_progress,
+    remote_options,
+    storage_options,
+    summary_tree,
+)
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write the new manifest here instead of replacing MANIFEST.",
+)
+@click.option("--dry-run", is_flag=True, help="Only report what changed; write nothing.")
+@remote_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+def update(
+    manifest: str, output: str | None, dry_run: bool, options: tuple[str, ...], quiet: bool
+) -> None:
+    """Re-scan the images MANIFEST describes, with the layout it recorded; report the changes."""
+    with lazy_progress("probing headers", quiet=quiet) as progress:
+        new, diff = api.update(
+            manifest,
+            storage_options=storage_options(options),
+            progress=progress,  # type: ignore[arg-type]
+        )
+    for what, paths in (
+        ("added", diff.added),
+        ("removed", diff.removed),
+        ("changed", diff.changed),
+    ):
+        for p in paths[:20]:
+            console.print(f"{what:8} {p}", soft_wrap=True)
+        if len(paths) > 20:
+            console.print(f"{what:8} ... and {len(paths) - 20} more")
+    console.print(
+        f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed, "
+        f"{diff.unchanged} unchanged"
+    )
+    if dry_run:
+        return
+    out = new.save(output or manifest, force=True)
+    if not quiet:
+        echo_tree(summary_tree(new, title=str(out)))

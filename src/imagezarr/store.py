@@ -36,7 +36,10 @@ from .manifest import Manifest
 __all__ = ["ImageZarrStore"]
 
 logger = logging.getLogger(__name__)
-_FIX = "run `imagezarr verify MANIFEST` to list every problem, then re-scan the folder"
+_FIX = (
+    "run `imagezarr verify MANIFEST` to list every problem, then `imagezarr update MANIFEST` "
+    "to accept the changes"
+)
 
 
 class ImageZarrStore(Store):

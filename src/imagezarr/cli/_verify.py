@@ -35,5 +35,7 @@ def verify(
     for p in report.problems:
         kinds[p.kind] = kinds.get(p.kind, 0) + 1
     counts = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
-    console.print(f"[red]FAILED[/]: {how}; {counts}. Re-scan the folder to accept the changes.")
+    console.print(
+        f"[red]FAILED[/]: {how}; {counts}. `imagezarr update {manifest}` accepts the changes."
+    )
     raise click.exceptions.Exit(1)

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -391,9 +391,13 @@ def natural_key(text: str) -> tuple[Any, ...]:
     >>> sorted(["A10", "a2", "A1"], key=natural_key)
     ['A1', 'a2', 'A10']
     """
-    parts: list[Any] = _DIGIT_RUNS.split(text)
     # odd positions are digit runs in every key, so the tuples compare type-safely;
     # case only breaks ties, after the whole name compared case-insensitively
+    if text.isascii():  # casefold is lower for ASCII; one call instead of one per part
+        parts: list[Any] = _DIGIT_RUNS.split(text.lower())
+        parts[1::2] = map(int, parts[1::2])
+        return (tuple(parts), text)
+    parts = _DIGIT_RUNS.split(text)
     parts[1::2] = map(int, parts[1::2])
     parts[0::2] = map(str.casefold, parts[0::2])
     return (tuple(parts), text)
@@ -445,10 +449,14 @@ def match_fields(
             raise LayoutError(report + "; pass on_missing='warn' to go on without them")
         warnings.warn(report, LayoutWarning, stacklevel=2)
     unmatched += unlisted
-    removed = [i for i in sorted(texts) if _filtered_out(spec, texts[i])]
-    kept = [i for i in sorted(texts) if i not in set(removed)]
+    removed = [i for i in sorted(texts) if _filtered_out(spec, texts[i])] if spec.filters else []
+    dropped = set(removed)
+    kept = [i for i in sorted(texts) if i not in dropped]
     types = {name: parse_type(t) for name, t in spec.types.items()}
-    fields = [_convert(texts[i], types, paths[i]) for i in kept]
+    if types:
+        fields = [_convert(texts[i], types, paths[i]) for i in kept]
+    else:  # every field is text already: the fresh dicts of texts serve as they are
+        fields = cast("list[dict[str, Value]]", [texts[i] for i in kept])
     if spec.ranges:
         inside = [_in_ranges(spec, f) for f in fields]
         removed += [i for i, ok in zip(kept, inside, strict=True) if not ok]
@@ -888,8 +896,14 @@ def _kind_of(v: Value) -> str:
     return "int" if isinstance(v, int) else "float"
 
 
+_PLAIN_KINDS: dict[type, Literal["int", "float", "str"]] = {int: "int", float: "float", str: "str"}
+
+
 def _kind(values: Sequence[Value], name: str = "") -> Literal["int", "float", "str", "datetime"]:
     """The one kind all values share; ints mixed with floats are floats; else LayoutError."""
+    exact = {type(v) for v in values}
+    if len(exact) == 1 and (kind := _PLAIN_KINDS.get(exact.pop())) is not None:
+        return kind  # one plain type: a set of types is much cheaper than a kind per value
     kinds = {_kind_of(v) for v in values} or {"str"}
     if kinds == {"int", "float"}:
         return "float"
@@ -974,7 +988,7 @@ def _build_node(
     columns = {d: [fields[i][d] for i in members] for d in dims}
     for d in dims:
         _kind([v for v in columns[d] if v is not None], d)  # one kind, so values sort
-    labels = {d: sorted(set(columns[d]), key=_sort_key) for d in dims}
+    labels = {d: _sorted_labels(columns[d]) for d in dims}
     shape = tuple(len(labels[d]) for d in dims)
     chunks = np.full(shape, -1, dtype=np.int64)
     # per dim, the label position of every member; zipped, the slot of every member
@@ -982,14 +996,12 @@ def _build_node(
     for d in dims:
         where_of = {v: k for k, v in enumerate(labels[d])}
         positions.append([where_of[v] for v in columns[d]])
-    slots: dict[tuple[int, ...], list[int]] = {}
-    for i, idx in zip(
-        members, zip(*positions, strict=True) if dims else [()] * len(members), strict=True
-    ):
-        slots.setdefault(idx, []).append(i)
-    if slots:  # one vectorised assignment: per-slot numpy indexing costs a microsecond each
-        where_ = np.array(list(slots), dtype=np.intp).reshape(len(slots), len(dims))
-        chunks[tuple(where_.T)] = [files[-1] for files in slots.values()]
+    others = [f for f in (fields[members[0]] if members else {}) if f not in dims]
+    others = [f for f in others if f not in spec.group_by]
+    if not others and _fill_unique(chunks, members, positions):
+        slots: dict[tuple[int, ...], list[int]] = {}  # not needed: no field left to place
+    else:
+        slots = _fill_slots(chunks, members, positions)
     clashes = [(idx, files) for idx, files in slots.items() if len(files) > 1]
     if clashes:
         _raise_duplicates(where, dims, labels, clashes, paths)
@@ -997,30 +1009,61 @@ def _build_node(
         d: Coord((d,), _kind([v for v in labels[d] if v is not None], d), tuple(labels[d]))
         for d in dims
     }
-    others = [f for f in (fields[members[0]] if members else {}) if f not in dims]
-    others = [f for f in others if f not in spec.group_by]
     for name in others:
         coords[name] = _smallest_coord(name, dims, shape, slots, fields)
     return Node(path, dict(attrs), dims, image, coords, chunks)
 
 
+def _sorted_labels(values: Sequence[Value]) -> list[Value]:
+    """The distinct values in label order."""
+    # dict.fromkeys keeps the input order, which is nearly sorted already (files come in path
+    # order), so the sort is close to linear; a set's hash order made it 40% of arrange
+    unique = list(dict.fromkeys(values))
+    if all(type(v) is str for v in unique):
+        # as _sort_key orders them, without a second call per value
+        return sorted(unique, key=natural_key)  # type: ignore[arg-type]
+    return sorted(unique, key=_sort_key)
+
+
+def _fill_unique(chunks: np.ndarray, members: Sequence[int], positions: list[list[int]]) -> bool:
+    """Write every member into its slot of ``chunks`` in one go; False (nothing written) if
+    two members share a slot, or there are no dims."""
+    if not positions or not members:
+        return False
+    flat = np.ravel_multi_index(np.array(positions, dtype=np.intp), chunks.shape)
+    ordered = np.sort(flat)  # not np.bincount: that allocates the whole, maybe sparse, grid
+    if (ordered[1:] == ordered[:-1]).any():
+        return False
+    chunks.reshape(-1)[flat] = members
+    return True
+
+
+def _fill_slots(
+    chunks: np.ndarray, members: Sequence[int], positions: list[list[int]]
+) -> dict[tuple[int, ...], list[int]]:
+    """Group members by slot and write the last of each into ``chunks``."""
+    dims = len(positions)
+    slots: dict[tuple[int, ...], list[int]] = {}
+    for i, idx in zip(
+        members, zip(*positions, strict=True) if dims else [()] * len(members), strict=True
+    ):
+        slots.setdefault(idx, []).append(i)
+    if slots:  # one vectorised assignment: per-slot numpy indexing costs a microsecond each
+        where_ = np.array(list(slots), dtype=np.intp).reshape(len(slots), dims)
+        chunks[tuple(where_.T)] = [files[-1] for files in slots.values()]
+    return slots
+
+
 def _common_image(
     where: str, members: Sequence[int], paths: Sequence[str], infos: Sequence[ImageInfo]
 ) -> ImageInfo:
+    # probes of one scan often share ImageInfo objects: compare each distinct one once
+    distinct = list({id(infos[i]): infos[i] for i in members}.values())
+    if len({_image_signature(info) for info in distinct}) == 1:
+        return infos[members[0]]
     kinds: dict[tuple[Any, ...], list[int]] = {}
     for i in members:
-        info = infos[i]
-        config = info.codec.get("configuration")
-        signature = (
-            info.format,
-            tuple(info.shape),
-            info.dtype,
-            info.axes,
-            info.codec.get("name"),
-            info.palette,
-            None if config is None else json.dumps(config, sort_keys=True),
-        )
-        kinds.setdefault(signature, []).append(i)
+        kinds.setdefault(_image_signature(infos[i]), []).append(i)
     if len(kinds) > 1:
         lines = [
             f"{len(files)} x {infos[files[0]].format} {tuple(infos[files[0]].shape)} "
@@ -1033,6 +1076,20 @@ def _common_image(
             + ". Split them with group_by or a narrower glob."
         )
     return infos[members[0]]
+
+
+def _image_signature(info: ImageInfo) -> tuple[Any, ...]:
+    """What images of one array must share."""
+    config = info.codec.get("configuration")
+    return (
+        info.format,
+        tuple(info.shape),
+        info.dtype,
+        info.axes,
+        info.codec.get("name"),
+        info.palette,
+        None if config is None else json.dumps(config, sort_keys=True),
+    )
 
 
 def _raise_duplicates(

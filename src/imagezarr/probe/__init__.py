@@ -113,6 +113,9 @@ def probe(
     if not head:
         msg = f"{name}: empty file (0 bytes), not an image"
         raise ProbeError(msg, path=name)
+    found = _png.read_head(head)  # the commonest format gets a lean path
+    if found is not None:
+        return _png.png_info(*found)
     fmt = detect_format(head)
     if fmt is None:
         msg = (

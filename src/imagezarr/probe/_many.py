@@ -15,15 +15,18 @@ from ..discover import REMOTE_WORKERS, FileEntry
 from ..errors import ProbeError
 from ..io import READ_ERRORS, ObjectRoot, error_text, range_reader
 from . import probe
-from ._common import ImageInfo
+from ._common import HEAD_SIZE, ImageInfo
+from ._png import png_info, read_head
 
 __all__ = ["probe_distributed", "probe_entries"]
 
 Progress = Callable[[int, int], None]
 SLOW_PROBE_SECONDS = 200e-6
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
 
 Result = ImageInfo | ProbeError
+PngHead = tuple[int, int, int, int]
 
 
 def _probe_one(root: str, remote: ObjectRoot | None, entry: FileEntry) -> Result:
@@ -45,11 +48,46 @@ def _probe_one(root: str, remote: ObjectRoot | None, entry: FileEntry) -> Result
         return ProbeError(f"{entry.path}: cannot read: {error_text(e)}", path=entry.path)
 
 
+def _probe_local(path: str, entry: FileEntry, memo: dict[PngHead, ImageInfo]) -> Result:
+    """:func:`_probe_one` for a local file, with a lean path for well-formed PNGs.
+
+    A small PNG's probe is a few microseconds of Python; the general path's closures, bounded
+    reads and a new ImageInfo per file cost several times that. Here a PNG whose header lies
+    in the first read costs one open, one pread and a lookup in ``memo``; anything else falls
+    back to :func:`probe`, which reports every error.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+        try:
+            size = entry.size
+            if size and (found := read_head(os.pread(fd, min(size, HEAD_SIZE), 0))) is not None:
+                info = memo.get(found)
+                if info is None:
+                    info = memo[found] = png_info(*found)
+                return info
+            return probe(
+                lambda offset, length: os.pread(fd, length, offset), size=size, name=entry.path
+            )
+        finally:
+            os.close(fd)
+    except ProbeError as e:
+        return e
+    except READ_ERRORS as e:
+        return ProbeError(f"{entry.path}: cannot read: {error_text(e)}", path=entry.path)
+
+
 def _probe_batch(
     root: str, remote: ObjectRoot | None, entries: Sequence[FileEntry]
 ) -> list[Result]:
     """Probe a batch of files; a module-level function so dask workers can run it."""
-    return [_probe_one(root, remote, e) for e in entries]
+    if remote is not None:
+        return [_probe_one(root, remote, e) for e in entries]
+    # entries are relative (discover, stat_listed), so this equals os.path.join per file
+    prefix = os.path.join(root, "")
+    # files of one batch sharing a header share one ImageInfo: a frozen value, and arrange
+    # then compares each distinct one once
+    memo: dict[PngHead, ImageInfo] = {}
+    return [_probe_local(prefix + e.path, e, memo) for e in entries]
 
 
 def _split(results: list[Result]) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import imagezarr
+from conftest import cluster_image_sum
 from imagezarr.errors import ChunkReadError, DiscoveryError, SourceChangedError
 from imagezarr.testing import PSII_DIMS, PSII_PATTERN, PSII_TYPES, make_psii_experiment
 
@@ -200,18 +201,10 @@ def test_http_without_a_file_list_says_what_to_do(http_root):
 
 
 def test_distributed_workers_read_from_s3(s3, bucket, experiment):
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     m = imagezarr.scan(bucket, storage_options=s3["options"], **PSII)
     expected = float(imagezarr.open_dataset(m).image.values.astype("float64").sum())
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        ds = imagezarr.open_dataset(m, chunks={})
-        total = client.compute(ds.image.sum(dtype="float64")).result()
-    assert float(total) == expected
+    assert cluster_image_sum(m) == expected
 
 
 def test_cli_scan_and_verify_a_bucket(s3, bucket, experiment, tmp_path, capsys, monkeypatch):

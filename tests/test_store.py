@@ -14,7 +14,7 @@ from zarr.core.buffer import cpu, default_buffer_prototype
 from zarr.testing.store import StoreTests
 
 import imagezarr
-from conftest import PSII
+from conftest import PSII, PSII_BY_PLANT
 from imagezarr.errors import ChunkDecodeError, ChunkReadError, SourceChangedError
 from imagezarr.layout import LayoutSpec
 from imagezarr.manifest import Manifest
@@ -66,13 +66,7 @@ def test_full_read_is_pixel_exact_with_holes_as_zero(psii, pipeline):
 
 def test_groups_each_hold_their_own_array(psii):
     images, _ = psii
-    m = imagezarr.scan(
-        images,
-        pattern=PSII["pattern"],
-        types=PSII["types"],
-        group_by="barcode",
-        dims=("night", "param", "frame"),
-    )
+    m = imagezarr.scan(images, **PSII_BY_PLANT)
     group = imagezarr.open_group(m)
     assert sorted(group.group_keys(), key=lambda k: int(k[1:])) == [f"A{i}" for i in range(1, 13)]
     for node in m.nodes:

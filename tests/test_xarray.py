@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 import imagezarr
-from conftest import PSII
+from conftest import PSII, PSII_BY_PLANT, cluster_image_sum
 from imagezarr.xarray_backend import ImageZarrBackendEntrypoint
 
 
@@ -89,13 +89,7 @@ def test_groupby_per_plant_and_step_ignores_holes(saved):
 
 def test_datatree_has_one_node_per_group(psii, tmp_path):
     images, truth = psii
-    m = imagezarr.scan(
-        images,
-        pattern=PSII["pattern"],
-        types=PSII["types"],
-        group_by="barcode",
-        dims=("night", "param", "frame"),
-    )
+    m = imagezarr.scan(images, **PSII_BY_PLANT)
     out = m.save(tmp_path / "g.imagezarr.json")
     tree = imagezarr.open_datatree(out)
     assert sorted(tree.children, key=lambda k: int(k[1:])) == [f"A{i}" for i in range(1, 13)]
@@ -111,15 +105,7 @@ def test_datatree_has_one_node_per_group(psii, tmp_path):
 
 
 def test_dask_distributed_local_cluster(saved):
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     out, _, _ = saved
     eager = imagezarr.open_dataset(out).image.values.astype("float64").sum()
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        ds = imagezarr.open_dataset(out, chunks={})
-        total = client.compute(ds.image.sum(dtype="float64")).result()
-    assert float(total) == eager
+    assert cluster_image_sum(out) == eager

@@ -319,9 +319,9 @@ def open_dataset(
 ) -> xr.Dataset:
     """Open one group of a manifest as an :class:`xarray.Dataset` (lazily).
 
-    ``chunks={}`` gives dask arrays with one image per chunk; the default loads lazily
-    without dask. Pixels keep their integer dtype (no NaN masking). Other keywords go to
-    :func:`xarray.open_dataset`.
+    ``chunks={}`` gives dask arrays in batches of whole images (~8 MiB each, so a task
+    decodes many images in one zarr call); the default loads lazily without dask. Pixels keep
+    their integer dtype (no NaN masking). Other keywords go to :func:`xarray.open_dataset`.
 
     >>> # ds = imagezarr.open_dataset("psii.imagezarr.json", group="A10")
     >>> # ds.image.sel(param="PSII3", frame=2)

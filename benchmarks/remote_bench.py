@@ -208,12 +208,7 @@ def s3rver_server(binary: str, data: Path, log: Path) -> Iterator[Server]:
         _wait_listening(proc, port, START_TIMEOUT)
         yield Server("s3rver", proc, f"http://127.0.0.1:{port}", "S3RVER", "S3RVER")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        _stop(proc)  # stdin is DEVNULL, so this terminates it
 
 
 # -- data ---------------------------------------------------------------------------------

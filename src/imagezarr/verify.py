@@ -43,10 +43,10 @@ class VerifyReport:
         return not self.problems
 
 
-def _stat_problem(m: Manifest, i: int) -> Problem | None:
+def _stat_problem(m: Manifest, remote: io.ObjectRoot | None, i: int) -> Problem | None:
     entry = m.files[i]
     try:
-        st = m.object_root().head(entry.path) if m.remote else io.stat(m.file_path(i))
+        st = remote.head(entry.path) if remote is not None else io.stat(m.file_path(i))
     except FileNotFoundError:
         return Problem(entry.path, "missing", "file not found")
     except io.READ_ERRORS as e:
@@ -75,10 +75,13 @@ def verify(
     """
     n = len(m.files)
     workers = workers or min(16, 4 * (os.cpu_count() or 1))
+    remote = m.object_root() if m.remote else None  # one client for every HEAD, not one each
     with ThreadPoolExecutor(max_workers=workers) as pool:
         found: list[Problem | None] = []
         for start in range(0, n, 512):
-            found.extend(pool.map(lambda i: _stat_problem(m, i), range(start, min(n, start + 512))))
+            found.extend(
+                pool.map(lambda i: _stat_problem(m, remote, i), range(start, min(n, start + 512)))
+            )
             if progress is not None:
                 progress(len(found), n * (2 if decode else 1))
         problems = [p for p in found if p is not None]

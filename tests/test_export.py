@@ -129,7 +129,7 @@ def test_export_reads_identical_to_store(tmp_path, dataset, kind):
     out = export(manifest, fmt, tmp_path / "out" / name, **options)
     assert out == tmp_path / "out" / name
     if dataset != "grouped":  # grouping by plant leaves no missing visit inside a group
-        assert sum((n.chunks < 0).sum() for n in m.nodes) > 0
+        assert sum((n.file_index < 0).sum() for n in m.nodes) > 0
     for node in m.nodes:
         expected = imagezarr.open_dataset(m, group=node.path or None).load()
         got = opener(out, node.path, m.root).load()
@@ -149,7 +149,7 @@ def test_kerchunk_document_shape(tmp_path):
     key, i = next(imagezarr.hierarchy.chunk_refs(m))
     assert refs[key] == ["file://" + m.file_path(i)]  # absolute, not percent-encoded
     assert ROOT_NAME in refs[key][0]
-    holes = sum(int((n.chunks < 0).sum()) for n in m.nodes)
+    holes = sum(int((n.file_index < 0).sum()) for n in m.nodes)
     assert sum(isinstance(v, list) for v in refs.values()) == len(m.files) > 0
     assert holes > 0
 

@@ -117,11 +117,11 @@ def test_grid_dims_labels_and_holes():
     assert node.coords["plant"].values == ("A1", "A2", "A10")  # natural order
     assert node.coords["frame"].values == (1, 2)
     assert node.coords["frame"].kind == "int"
-    assert node.chunks[1, 1, 1] == -1
-    assert int((node.chunks >= 0).sum()) == len(paths)
+    assert node.file_index[1, 1, 1] == -1
+    assert int((node.file_index >= 0).sum()) == len(paths)
     # every present slot points at the file with those labels
-    for idx in zip(*(node.chunks >= 0).nonzero(), strict=True):
-        name = paths[node.chunks[idx]]
+    for idx in zip(*(node.file_index >= 0).nonzero(), strict=True):
+        name = paths[node.file_index[idx]]
         plant, step, frame = (node.coords[d].values[i] for d, i in zip(node.dims, idx, strict=True))
         assert name.startswith(f"{plant}-")
         assert f"-{step}-{frame}.png" in name
@@ -150,7 +150,7 @@ def test_group_by_gives_one_group_per_value_in_natural_order():
     nodes = layout(psii_paths(skip={("A10", 1, 1)}), spec)
     assert [n.path for n in nodes] == ["A1", "A2", "A10"]
     assert nodes[2].attrs == {"plant": "A10"}
-    assert nodes[2].chunks[1, 0] == -1
+    assert nodes[2].file_index[1, 0] == -1
     assert "plant" not in nodes[0].coords
 
 

@@ -89,8 +89,8 @@ def test_scan_s3_and_read_pixel_exact(s3, bucket, experiment, tmp_path):
     ds = imagezarr.open_dataset(out, storage_options=s3["options"])
     node = m.node("")
     data = ds.image.values
-    for idx in np.argwhere(node.chunks >= 0):
-        rel = m.files.paths[node.chunks[tuple(idx)]]
+    for idx in np.argwhere(node.file_index >= 0):
+        rel = m.files.paths[node.file_index[tuple(idx)]]
         np.testing.assert_array_equal(data[tuple(idx)], truth[rel])
 
 
@@ -115,7 +115,7 @@ def test_rewritten_and_deleted_objects_fail_naming_the_key(s3, bucket, experimen
     s3["client"].put_object(Bucket="lab", Key=f"{key}/{names[0]}", Body=body)
     s3["client"].delete_object(Bucket="lab", Key=f"{key}/{names[1]}")
     node = m.node("")
-    where = {m.files.paths[i]: tuple(np.argwhere(node.chunks == i)[0]) for i in range(len(m.files))}
+    where = {m.files.paths[i]: tuple(np.argwhere(node.file_index == i)[0]) for i in range(len(m.files))}
     with pytest.raises(SourceChangedError, match=rf"{names[0]}: file changed since the scan"):
         arr[where[names[0]]]
     with pytest.raises(ChunkReadError, match=rf"{names[1]}: object is missing"):

@@ -41,8 +41,8 @@ def reference_decode(path):
 def expected_grid(m: Manifest, node, images) -> np.ndarray:
     """The array the store must serve, built with imagecodecs.imread file by file."""
     out = np.zeros(node.shape + tuple(node.image.shape), dtype=node.image.dtype)
-    for idx in np.argwhere(node.chunks >= 0):
-        path = m.files[node.chunks[tuple(idx)]].path
+    for idx in np.argwhere(node.file_index >= 0):
+        path = m.files[node.file_index[tuple(idx)]].path
         out[tuple(idx)] = imagecodecs.imread(images / path)
     return out
 
@@ -51,16 +51,16 @@ def test_full_read_is_pixel_exact_with_holes_as_zero(psii, pipeline):
     images, truth = psii
     m = imagezarr.scan(images, **PSII)
     node = m.node("")
-    assert int((node.chunks < 0).sum()) == 4 * 4 * 3  # 4 missing visits x steps x frames
+    assert int((node.file_index < 0).sum()) == 4 * 4 * 3  # 4 missing visits x steps x frames
     arr = imagezarr.open_group(m)["image"]
     data = arr[:]
     np.testing.assert_array_equal(data, expected_grid(m, node, images))
     # and against the generator's own pixels, slot by slot
-    for idx in np.argwhere(node.chunks >= 0)[:20]:
+    for idx in np.argwhere(node.file_index >= 0)[:20]:
         np.testing.assert_array_equal(
-            data[tuple(idx)], truth[m.files[node.chunks[tuple(idx)]].path]
+            data[tuple(idx)], truth[m.files[node.file_index[tuple(idx)]].path]
         )
-    hole = tuple(np.argwhere(node.chunks < 0)[0])
+    hole = tuple(np.argwhere(node.file_index < 0)[0])
     assert not data[hole].any()
 
 
@@ -103,8 +103,8 @@ def test_uint16_png_keeps_its_dtype(tmp_path):
 
 def first_file(m: Manifest):
     node = m.node("")
-    idx = tuple(np.argwhere(node.chunks >= 0)[0])
-    return idx, m.files[node.chunks[idx]].path
+    idx = tuple(np.argwhere(node.file_index >= 0)[0])
+    return idx, m.files[node.file_index[idx]].path
 
 
 def test_changed_file_raises_naming_it(psii, pipeline):
@@ -199,7 +199,7 @@ async def test_keys_listing_and_byte_ranges(psii):
     ]:
         assert (await store.get(key, default_buffer_prototype(), req)).to_bytes() == want
     # a hole and a key out of range are simply absent
-    hole = tuple(np.argwhere(m.node("").chunks < 0)[0])
+    hole = tuple(np.argwhere(m.node("").file_index < 0)[0])
     assert (
         await store.get("image/c/" + "/".join(map(str, hole)) + "/0/0", cpu.buffer_prototype)
         is None

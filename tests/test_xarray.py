@@ -82,7 +82,7 @@ def test_groupby_per_plant_and_step_ignores_holes(saved):
     m = imagezarr.load_manifest(out)
     node = m.node("")
     b, p = 9, 3  # A10, PSII3
-    files = [m.files[i].path for i in node.chunks[b, :, p, :].ravel() if i >= 0]
+    files = [m.files[i].path for i in node.file_index[b, :, p, :].ravel() if i >= 0]
     expected = np.mean([imagecodecs.imread(images / f).astype(float).mean() for f in files])
     np.testing.assert_allclose(means.sel(barcode="A10", param="PSII3").values, expected, rtol=1e-6)
 

@@ -38,9 +38,9 @@ def chunk_key(node: Node, index: tuple[int, ...]) -> str:
 def chunk_refs(manifest: Manifest) -> Iterator[tuple[str, int]]:
     """Every present image chunk as ``(key, file index)``, node by node, in C order."""
     for node in manifest.nodes:
-        for row in np.argwhere(node.chunks >= 0):
+        for row in np.argwhere(node.file_index >= 0):
             idx = tuple(int(i) for i in row)
-            yield chunk_key(node, idx), int(node.chunks[idx])
+            yield chunk_key(node, idx), int(node.file_index[idx])
 
 
 _INT_MIN = np.iinfo(np.int64).min
@@ -148,8 +148,8 @@ def _add_node(
         dimension_names=node.dims,
     )
     key = f"{path.path}/{path.metadata.encode_chunk_key((0,) * len(node.shape))}"
-    deferred[key] = functools.partial(_path_chunk, manifest.files.paths, node.chunks)
-    _array(group, "present", node.chunks >= 0, node.dims, {})
+    deferred[key] = functools.partial(_path_chunk, manifest.files.paths, node.file_index)
+    _array(group, "present", node.file_index >= 0, node.dims, {})
     codec = get_codec_class(node.image.codec["name"]).from_dict(node.image.codec)
     group.create_array(
         "image",

@@ -867,7 +867,7 @@ class Coord:
 class Node:
     """One group of the hierarchy and its image array.
 
-    ``chunks`` has the outer shape and holds, per slot, the index of the file in the manifest's
+    ``file_index`` has the outer shape and holds, per slot, the index of the file in the manifest's
     file table, or -1 for a hole.
     """
 
@@ -876,11 +876,11 @@ class Node:
     dims: tuple[str, ...]
     image: ImageInfo
     coords: Mapping[str, Coord]
-    chunks: np.ndarray
+    file_index: np.ndarray
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.chunks.shape)
+        return tuple(self.file_index.shape)
 
     @property
     def image_dims(self) -> tuple[str, ...]:

@@ -220,7 +220,7 @@ def _node_json(n: Node) -> dict[str, Any]:
             }
             for name, c in n.coords.items()
         },
-        "chunks": _ints_json(n.chunks.ravel()),
+        "chunks": _ints_json(n.file_index.ravel()),
     }
 
 

@@ -98,7 +98,7 @@ class ImageZarrStore(Store):
         self._prefixes = {
             (f"{n.path}/image/c/" if n.path else "image/c/"): (
                 n,
-                n.chunks.ndim + len(n.image.shape),
+                n.file_index.ndim + len(n.image.shape),
             )
             for n in self.manifest.nodes
         }
@@ -122,7 +122,7 @@ class ImageZarrStore(Store):
             and (a.root, a.files, a.created) == (b.root, b.files, b.created)
             and [n.path for n in a.nodes] == [n.path for n in b.nodes]
             and all(
-                np.array_equal(x.chunks, y.chunks) for x, y in zip(a.nodes, b.nodes, strict=True)
+                np.array_equal(x.file_index, y.file_index) for x, y in zip(a.nodes, b.nodes, strict=True)
             )
         )
 
@@ -157,10 +157,10 @@ class ImageZarrStore(Store):
             if not all(_canonical_index(p) for p in parts[-k:]):
                 return None  # only the keys zarr itself writes: "0", "12", never "+0" or "00"
             idx = [int(p) for p in parts[-k:]]
-            outer, inner = idx[: node.chunks.ndim], idx[node.chunks.ndim :]
+            outer, inner = idx[: node.file_index.ndim], idx[node.file_index.ndim :]
             if any(inner) or any(not 0 <= i < s for i, s in zip(outer, node.shape, strict=True)):
                 return None
-            return int(node.chunks[tuple(outer)])
+            return int(node.file_index[tuple(outer)])
         return None
 
     @property
@@ -296,7 +296,7 @@ class ImageZarrStore(Store):
         for node in self.manifest.nodes:
             base = image_array_path(node) + "/c/"
             if base.startswith(prefix) or prefix.startswith(base):
-                for row in np.argwhere(node.chunks >= 0):
+                for row in np.argwhere(node.file_index >= 0):
                     key = chunk_key(node, tuple(int(i) for i in row))
                     if key.startswith(prefix):
                         yield key
@@ -347,7 +347,7 @@ def _canonical_index(part: str) -> bool:
 def _grid_children(node: Node, prefix: str) -> set[str]:
     """Children of ``prefix`` inside the chunk tree ``<array>/c/i/j/...`` of one node."""
     array = image_array_path(node)
-    present = node.chunks >= 0
+    present = node.file_index >= 0
     if prefix == array:
         return {"c"} if present.any() else set()
     if not (prefix + "/").startswith(array + "/c/"):

@@ -91,8 +91,8 @@ def verify(
             slots = [
                 (node, tuple(int(k) for k in idx))
                 for node in m.nodes
-                for idx in np.argwhere(node.chunks >= 0)
-                if m.files[node.chunks[tuple(idx)]].path not in bad
+                for idx in np.argwhere(node.file_index >= 0)
+                if m.files[node.file_index[tuple(idx)]].path not in bad
             ]
             group = zarr.open_group(ImageZarrStore(m, check="stat"), mode="r", zarr_format=3)
 

@@ -118,7 +118,7 @@ def summary_tree(m: Manifest, *, title: str) -> Tree:
     if m.unmatched or m.unreadable:
         tree.add(f"[yellow]skipped: {m.unmatched} unmatched, {len(m.unreadable)} unreadable[/]")
     for node in m.nodes:
-        holes = int((node.chunks < 0).sum())
+        holes = int((node.file_index < 0).sum())
         shape = node.shape + tuple(node.image.shape)
         branch = tree.add(
             f"[bold cyan]{node.path or '/'}[/] image {shape} {node.image.dtype} "

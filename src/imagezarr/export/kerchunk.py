@@ -97,7 +97,7 @@ def export_kerchunk(
     path = check_output(manifest, out, overwrite=overwrite, force=force)
     doc = references(manifest, templates=templates, root_url=root_url)
     if parquet is None:
-        nchunks = sum(int((n.chunks >= 0).sum()) for n in manifest.nodes)
+        nchunks = sum(int((n.file_index >= 0).sum()) for n in manifest.nodes)
         parquet = path.suffix in (".parq", ".parquet") or nchunks > PARQUET_THRESHOLD
     if parquet:
         from ._parquet import write_parquet

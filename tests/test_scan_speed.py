@@ -23,6 +23,8 @@ from imagezarr import layout
 from imagezarr.discover import FileEntry, discover
 from imagezarr.errors import LayoutError, ProbeError
 from imagezarr.probe import _many, _png, probe_bytes
+from imagezarr.roots import LocalRoot
+from imagezarr.roots import _local as roots_local
 
 
 def chunk(kind: bytes, data: bytes = b"") -> bytes:
@@ -133,20 +135,28 @@ def test_local_batch_matches_file_by_file_general_probe(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entries = write_files(tmp_path)
-    root = str(tmp_path)
-    batch = [_seen(r) for r in _many._probe_batch(root, None, entries)]
+    root = LocalRoot(str(tmp_path))
+    batch = [_seen(r) for r in _many._probe_batch(root, entries)]
     with monkeypatch.context() as m:
         general(m)
-        one_by_one = [_seen(_many._probe_one(root, None, e)) for e in entries]
+        one_by_one = [_seen(_many._probe_file(root, e, {})) for e in entries]
     assert batch == one_by_one
     assert batch[-1][2].startswith("gone.png: cannot read: ")
+    # Windows has no os.pread: the seek + read fallback must probe exactly the same
+    with monkeypatch.context() as m:
+        m.setattr(roots_local, "_HAS_PREAD", False)
+        m.delattr(roots_local.os, "pread")
+        general(m)
+        assert [_seen(_many._probe_file(root, e, {})) for e in entries] == batch
 
 
 def test_one_batch_shares_equal_image_infos(tmp_path: Path) -> None:
     entries = write_files(tmp_path)
     by_path = dict(
         zip(
-            [e.path for e in entries], _many._probe_batch(str(tmp_path), None, entries), strict=True
+            [e.path for e in entries],
+            _many._probe_batch(LocalRoot(str(tmp_path)), entries),
+            strict=True,
         )
     )
     assert by_path["again-gray8.png"] is by_path["gray8.png"]

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from ._version import __version__
 from .api import (
     load_manifest,
     open_dataset,
@@ -36,8 +37,6 @@ from .errors import (
 from .layout import LayoutSpec, LayoutWarning, Lookup, Table
 from .manifest import Manifest
 from .store import ImageZarrStore
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ChunkDecodeError",

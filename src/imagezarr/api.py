@@ -7,14 +7,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import io, probe
-from .discover import FileTable, discover, discover_objects, read_file_list, stat_listed
+from . import probe
+from .discover import FileTable, discover, read_file_list, stat_listed
 from .errors import DiscoveryError, ProbeError
-from .layout import Derivation, LayoutSpec, Lookup, Table, arrange, match_fields
+from .layout import Derivation, LayoutSpec, Lookup, Table, arrange, match_fields, table_paths
 from .manifest import FileDiff, Manifest, diff_files, load_manifest
 from .presets import read_table
 from .probe._many import probe_distributed, probe_entries
-from .store import ImageZarrStore
+from .roots import Check, open_root
+from .store import ImageZarrStore, ManifestLike
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -31,7 +32,6 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]
-ManifestLike = Manifest | str | os.PathLike[str]
 
 
 def _names(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -130,25 +130,14 @@ def scan(
     spec.validate()
     glob = spec.glob
     options = dict(storage_options or {})
-    given = os.fspath(source)
-    remote = io.ObjectRoot(given.rstrip("/"), options) if io.is_url(given) else None
-    root = remote.url if remote is not None else os.path.abspath(given)
-    rows = {path: read_table(path) for path in _table_files(spec)}
+    source_root = open_root(source, options, allow_outside_root=allow_outside_root)
+    root = source_root.url
+    rows = {path: read_table(path) for path in table_paths(spec)}
     extensions = spec.extensions or probe.EXTENSIONS
     if files is not None:
-        entries = stat_listed(root, remote, read_file_list(files, options))
-    elif remote is None:
-        entries = discover(
-            root, glob=glob, extensions=extensions, allow_outside_root=allow_outside_root
-        )
-    elif root.lower().startswith(("http://", "https://")):
-        msg = (
-            f"cannot list {root}: HTTP servers have no listing; pass files= (a list of "
-            "relative paths, or an index file with one per line; CLI --files)"
-        )
-        raise DiscoveryError(msg)
+        entries = stat_listed(source_root, read_file_list(files, options))
     else:
-        entries = discover_objects(remote, glob=glob, extensions=extensions)
+        entries = discover(source_root, glob=glob, extensions=extensions)
     if not entries:
         what = f"glob {glob!r}" if glob else "a known image extension"
         msg = f"no files under {root!r} match {what}; check the folder and --glob"
@@ -156,9 +145,9 @@ def scan(
     kept, fields, unmatched = match_fields([e.path for e in entries], spec, tables=rows)
     candidates = [entries[i] for i in kept]
     if client is not None:
-        infos, failed = probe_distributed(client, root, remote, candidates, progress=progress)
+        infos, failed = probe_distributed(client, source_root, candidates, progress=progress)
     else:
-        infos, failed = probe_entries(root, remote, candidates, workers=workers, progress=progress)
+        infos, failed = probe_entries(source_root, candidates, workers=workers, progress=progress)
     if failed and on_unreadable == "error":
         shown = "; ".join(str(e) for _, e in failed[:5])
         msg = (
@@ -219,10 +208,6 @@ def _absolute(item: Any) -> Any:
     return replace(item, path=os.path.abspath(item.path))
 
 
-def _table_files(spec: LayoutSpec) -> list[str]:
-    return list(dict.fromkeys([t.path for t in spec.tables] + [lk.path for lk in spec.lookups]))
-
-
 def update(
     manifest: str | os.PathLike[str],
     *,
@@ -249,35 +234,11 @@ def update(
     return new, diff_files(old.files, new.files)
 
 
-def _manifest(
-    manifest: ManifestLike,
-    *,
-    root: str | os.PathLike[str] | None,
-    allow_outside_root: bool,
-    storage_options: Mapping[str, Any] | None,
-) -> Manifest:
-    if not isinstance(manifest, Manifest):
-        return load_manifest(
-            manifest,
-            root=root,
-            allow_outside_root=allow_outside_root,
-            storage_options=storage_options,
-        )
-    if root is not None:
-        given = os.fspath(root)
-        manifest = replace(
-            manifest, root=given.rstrip("/") if io.is_url(given) else os.path.abspath(given)
-        )
-    if storage_options is not None:
-        manifest = replace(manifest, storage_options=dict(storage_options))
-    return manifest
-
-
 def open_store(
     manifest: ManifestLike,
     *,
     root: str | os.PathLike[str] | None = None,
-    check: Literal["stat", "size", "none"] = "stat",
+    check: Check = "mtime",
     allow_outside_root: bool = False,
     pipeline: Literal["auto"] | None = "auto",
     storage_options: Mapping[str, Any] | None = None,
@@ -287,16 +248,15 @@ def open_store(
     ``root`` re-roots it onto a copy of the images (a folder or a URL, e.g. a mirror);
     ``storage_options`` reach remote manifests and roots; ``check`` and ``pipeline`` are
     described in :class:`ImageZarrStore`.
-
-    >>> # arr = zarr.open_group(imagezarr.open_store("exp.imagezarr.json"), mode="r")["image"]
     """
-    m = _manifest(
+    return ImageZarrStore.from_manifest(
         manifest,
         root=root,
+        check=check,
         allow_outside_root=allow_outside_root,
         storage_options=storage_options,
+        pipeline=pipeline,
     )
-    return ImageZarrStore(m, check=check, pipeline=pipeline)
 
 
 def open_group(manifest: ManifestLike, **kwargs: Any) -> zarr.Group:
@@ -312,7 +272,7 @@ def open_dataset(
     group: str | None = None,
     chunks: Any = None,
     root: str | os.PathLike[str] | None = None,
-    check: Literal["stat", "size", "none"] = "stat",
+    check: Check = "mtime",
     allow_outside_root: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     **kwargs: Any,
@@ -322,23 +282,21 @@ def open_dataset(
     ``chunks={}`` gives dask arrays in batches of whole images (~8 MiB each, so a task
     decodes many images in one zarr call); the default loads lazily without dask. Pixels keep
     their integer dtype (no NaN masking). Other keywords go to :func:`xarray.open_dataset`.
-
-    >>> # ds = imagezarr.open_dataset("psii.imagezarr.json", group="A10")
-    >>> # ds.image.sel(param="PSII3", frame=2)
     """
     import xarray as xr
 
     from .xarray_backend import ImageZarrBackendEntrypoint
 
-    store = open_store(
-        manifest,
+    return xr.open_dataset(
+        manifest,  # type: ignore[arg-type]
+        engine=ImageZarrBackendEntrypoint,
+        group=group,
+        chunks=chunks,
         root=root,
         check=check,
         allow_outside_root=allow_outside_root,
         storage_options=storage_options,
-    )
-    return xr.open_dataset(
-        store, engine=ImageZarrBackendEntrypoint, group=group, chunks=chunks, **kwargs
+        **kwargs,
     )
 
 
@@ -347,7 +305,7 @@ def open_datatree(
     *,
     chunks: Any = None,
     root: str | os.PathLike[str] | None = None,
-    check: Literal["stat", "size", "none"] = "stat",
+    check: Check = "mtime",
     allow_outside_root: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     **kwargs: Any,
@@ -357,11 +315,13 @@ def open_datatree(
 
     from .xarray_backend import ImageZarrBackendEntrypoint
 
-    store = open_store(
-        manifest,
+    return xr.open_datatree(
+        manifest,  # type: ignore[arg-type]
+        engine=ImageZarrBackendEntrypoint,
+        chunks=chunks,
         root=root,
         check=check,
         allow_outside_root=allow_outside_root,
         storage_options=storage_options,
+        **kwargs,
     )
-    return xr.open_datatree(store, engine=ImageZarrBackendEntrypoint, chunks=chunks, **kwargs)

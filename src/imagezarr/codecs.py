@@ -4,14 +4,16 @@ The arrays imagezarr serves declare imagecodecs' codec names (``imagecodecs_png`
 zarr reader with ``imagecodecs-zarr`` installed decodes them. Another package may register the
 same names with a different codec kind, so :func:`pin_codecs` selects an implementation through
 zarr's config. The selected classes are thin subclasses of imagecodecs' own: they decode exactly
-the same way, and only turn a decoder failure into a :class:`ChunkDecodeError` that names the
-file (the store hands each chunk over in a :class:`SourceBuffer` that knows its path).
+the same way, but check that the decoded image is exactly the declared chunk and turn any
+failure into a :class:`ChunkDecodeError` that names the file (the store hands each chunk over
+in a :class:`SourceBuffer` that knows its path).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import imagecodecs
 import imagecodecs.zarr as icz
 import numpy as np
 import zarr
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from zarr.core.array_spec import ArraySpec
     from zarr.core.buffer import Buffer, NDBuffer
 
-__all__ = ["CODEC_FORMATS", "FUSED_PIPELINE", "SourceBuffer", "pin_codecs", "prefer_fused_pipeline"]
+__all__ = ["CODEC_NAMES", "FUSED_PIPELINE", "SourceBuffer", "pin_codecs", "prefer_fused_pipeline"]
 
 BATCHED_PIPELINE = "zarr.core.codec_pipeline.BatchedCodecPipeline"
 FUSED_PIPELINE = "zarr.core.codec_pipeline.FusedCodecPipeline"
@@ -44,54 +46,136 @@ class SourceBuffer(cpu.Buffer):
         return cls(np.frombuffer(data, dtype="B"), source)
 
 
-class _NamedErrors:
-    """Mixin: re-raise any decoder failure as a ChunkDecodeError naming the source file."""
+def _declared(decoded: np.ndarray, spec: ArraySpec) -> str | None:
+    """How ``decoded`` differs from the chunk the array declares, or None when it matches.
+
+    An image chunk is ``(1, ..., 1, *image shape)``: the outer dims hold one image each.
+    """
+    shape, dtype = tuple(spec.shape), spec.dtype.to_native_dtype()
+    outer = max(0, len(shape) - decoded.ndim)
+    image = shape[outer:]
+    if any(s != 1 for s in shape[:outer]) or image != decoded.shape or decoded.dtype != dtype:
+        return f"decoded {decoded.shape} {decoded.dtype}, declared {image} {dtype}"
+    return None
+
+
+class _Checked:
+    """Mixin: decode with imagecodecs' own function and options, then insist that the result
+    is exactly the declared chunk, and name the source file in every failure.
+
+    imagecodecs' codecs reshape the decoded image to the chunk shape and zarr casts it to the
+    array's dtype, so a manifest declaring ``int8`` for ``uint8`` files, or ``(160, 120)`` for
+    ``120 x 160`` images, would read plausible but wrong pixels. Here any difference is a
+    :class:`ChunkDecodeError`; nothing is reshaped or cast.
+    """
 
     format = "image"
 
+    def _decode_raw(self, data: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        source = getattr(chunk_bytes, "source", None) or "a chunk"
         try:
-            return super()._decode_sync(chunk_bytes, chunk_spec)  # type: ignore[misc, no-any-return]
+            decoded = self._decode_raw(chunk_bytes.as_numpy_array())
         except Exception as e:
-            source = getattr(chunk_bytes, "source", None) or "a chunk"
             msg = (
                 f"{source}: cannot decode as {self.format} into shape {chunk_spec.shape}: "
                 f"{type(e).__name__}: {e}. The file is corrupt, truncated "
                 "or not the image the manifest says; run `imagezarr verify --decode` and re-scan."
             )
             raise ChunkDecodeError(msg, path=None if source == "a chunk" else source) from e
+        problem = _declared(decoded, chunk_spec)
+        if problem is not None:
+            msg = (
+                f"{source}: the {self.format} image does not match the array ({problem}); "
+                "refusing to reshape or cast it. The file was replaced by a different image, "
+                "or the manifest is wrong; run `imagezarr verify --decode` and re-scan."
+            )
+            raise ChunkDecodeError(msg, path=None if source == "a chunk" else source)
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(decoded.reshape(chunk_spec.shape))
 
 
-class Png(_NamedErrors, icz.Png):
+# Each _decode_raw repeats the one decode call of the imagecodecs codec it subclasses (same
+# function, same options), because those codecs reshape before a check could see the shape.
+
+
+class Png(_Checked, icz.Png):
     format = "PNG"
 
+    def _decode_raw(self, data: np.ndarray) -> np.ndarray:
+        return imagecodecs.png_decode(data)
 
-class Jpeg(_NamedErrors, icz.Jpeg):
+
+class Jpeg(_Checked, icz.Jpeg):
     format = "JPEG"
 
+    def _decode_raw(self, data: np.ndarray) -> np.ndarray:
+        buf: bytes | np.ndarray = data
+        if self.header is not None:
+            buf = b"".join((self.header, bytes(data), b"\xff\xd9"))
+        return imagecodecs.jpeg8_decode(
+            buf,
+            tables=self.tables,
+            colorspace=self.colorspace_jpeg,
+            outcolorspace=self.colorspace_data,
+            fancyupsampling=self.fancyupsampling,
+        )
 
-class Tiff(_NamedErrors, icz.Tiff):
+
+class Tiff(_Checked, icz.Tiff):
     format = "TIFF"
 
+    def _decode_raw(self, data: np.ndarray) -> np.ndarray:
+        return imagecodecs.tiff_decode(
+            data, index=self.index, asrgb=self.asrgb, verbose=self.verbose
+        )
 
-class Webp(_NamedErrors, icz.Webp):
+
+class Webp(_Checked, icz.Webp):
     format = "WebP"
 
+    def _decode_raw(self, data: np.ndarray) -> np.ndarray:
+        return imagecodecs.webp_decode(data, index=self.index, hasalpha=self.hasalpha)
 
-class Bmp(_NamedErrors, icz.Bmp):
+
+class Bmp(_Checked, icz.Bmp):
     format = "BMP"
 
+    def _decode_raw(self, data: np.ndarray) -> np.ndarray:
+        return imagecodecs.bmp_decode(data, asrgb=self.asrgb)
 
-class Gif(_NamedErrors, icz.Gif):
+
+class Gif(_Checked, icz.Gif):
     format = "GIF"
 
+    def _decode_raw(self, data: np.ndarray) -> np.ndarray:
+        return imagecodecs.gif_decode(data, asrgb=False)
 
-class Jpeg2k(_NamedErrors, icz.Jpeg2k):
+
+class Jpeg2k(_Checked, icz.Jpeg2k):
     format = "JPEG 2000"
 
+    def _decode_raw(self, data: np.ndarray) -> np.ndarray:
+        return imagecodecs.jpeg2k_decode(
+            data,
+            planar=self.planar,
+            skipres=self.skipres,
+            verbose=self.verbose,
+            numthreads=self.numthreads,
+        )
 
-class Jpegxl(_NamedErrors, icz.Jpegxl):
+
+class Jpegxl(_Checked, icz.Jpegxl):
     format = "JPEG XL"
+
+    def _decode_raw(self, data: np.ndarray) -> np.ndarray:
+        return imagecodecs.jpegxl_decode(
+            data,
+            index=self.index,
+            keeporientation=self.keeporientation,
+            numthreads=self.numthreads,
+        )
 
 
 _PINNED: dict[str, type] = {
@@ -104,7 +188,7 @@ _PINNED: dict[str, type] = {
     "imagecodecs_jpeg2k": Jpeg2k,
     "imagecodecs_jpegxl": Jpegxl,
 }
-CODEC_FORMATS = frozenset(_PINNED)
+CODEC_NAMES = frozenset(_PINNED)  # the codecs probes emit; a manifest may declare no other
 
 
 def pin_codecs() -> None:

@@ -429,7 +429,7 @@ def match_fields(
     ([0], [{'plant': 'A1', 'frame': 2}], [])
     """
     spec.validate()
-    rows = {path: _rows(path, tables) for path in _table_paths(spec)}
+    rows = {path: _rows(path, tables) for path in table_paths(spec)}
     table_fields = [f for t in spec.tables for f in _table_fields(t, rows[t.path])]
     spec.validate(table_fields if spec.tables else None)
     _check_callables(spec)
@@ -472,7 +472,7 @@ def match_fields(
     return kept, fields, [paths[i] for i in left_out]
 
 
-def _table_paths(spec: LayoutSpec) -> list[str]:
+def table_paths(spec: LayoutSpec) -> list[str]:
     return list(dict.fromkeys([t.path for t in spec.tables] + [lk.path for lk in spec.lookups]))
 
 

@@ -7,11 +7,11 @@ every field is type- and range-checked before use, and file entries may not leav
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import os
 import posixpath
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,12 +21,23 @@ from typing import Any
 import imagecodecs
 import numpy as np
 
+from ._version import __version__
 from .discover import FileTable
 from .errors import ManifestError, ManifestVersionError, UnsafePathError
-from .io import READ_ERRORS, ObjectRoot, error_text, is_url
 from .layout import Coord, LayoutSpec, Node
-from .paths import check_all_relative, check_relative
+from .paths import check_all_relative, check_relative, is_inside
 from .probe import ImageInfo
+from .roots import (
+    READ_ERRORS,
+    Root,
+    error_text,
+    is_url,
+    open_root,
+    read_location,
+    root_url,
+    write_atomic,
+    write_location,
+)
 
 __all__ = ["FORMAT", "VERSION", "FileDiff", "Manifest", "diff_files", "load_manifest"]
 
@@ -78,15 +89,20 @@ class Manifest:
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     # how to reach a remote root (credentials, endpoint): in memory only, never saved
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # whether reads may follow links out of the root: the reader's choice, never saved
+    allow_outside_root: bool = field(default=False, repr=False)
+
+    @functools.cached_property
+    def source(self) -> Root:
+        """The :class:`~imagezarr.roots.Root` every byte of the images is read through."""
+        return open_root(
+            self.root, self.storage_options, allow_outside_root=self.allow_outside_root
+        )
 
     @property
     def remote(self) -> bool:
         """True when the images live behind a URL (``s3://``, ``https://``, ...)."""
-        return is_url(self.root)
-
-    def object_root(self) -> ObjectRoot:
-        """The remote root as an :class:`~imagezarr.io.ObjectRoot`."""
-        return ObjectRoot(self.root, self.storage_options)
+        return self.source.remote
 
     def __post_init__(self) -> None:
         if not isinstance(self.files, FileTable):
@@ -103,9 +119,7 @@ class Manifest:
 
     def file_path(self, index: int) -> str:
         """Absolute local path (or URL, for a remote root) of file ``index``."""
-        if self.remote:
-            return f"{self.root}/{self.files.paths[index]}"
-        return os.path.join(self.root, *self.files.paths[index].split("/"))
+        return self.source.location(self.files.paths[index])
 
     @property
     def total_bytes(self) -> int:
@@ -116,7 +130,7 @@ class Manifest:
         return {
             "format": FORMAT,
             "version": VERSION,
-            "generator": f"imagezarr {_version()}",
+            "generator": f"imagezarr {__version__}",
             "created": self.created,
             "root": self.root if root is None else root,
             "layout": self.layout.to_json(),
@@ -131,18 +145,23 @@ class Manifest:
     ) -> Path | str:
         """Write the manifest atomically to ``path`` and return it.
 
-        The root is recorded relative to the manifest's folder unless ``absolute_root``.
-        Refuses to write inside the source folder unless ``force``.
+        The root is recorded relative to the manifest's folder unless ``absolute_root`` (or
+        the two lie on different drives). Refuses to write inside the source folder (real
+        paths compared, so links and ``..`` do not get around it) unless ``force``.
 
         Examples
         --------
-        >>> # m = imagezarr.scan("images/"); m.save("exp.imagezarr.json")
+        >>> import imagezarr.testing, tempfile, pathlib
+        >>> m = imagezarr.testing.synthetic_manifest(2, 1, 1, 1, root=tempfile.mkdtemp())
+        >>> out = m.save(pathlib.Path(tempfile.mkdtemp()) / "exp.imagezarr.json")
+        >>> out.name
+        'exp.imagezarr.json'
         """
         if is_url(os.fspath(path)):
-            return self._save_remote(os.fspath(path))
-        out = Path(path).absolute()
-        root = Path(self.root)
-        if not force and not self.remote and out.is_relative_to(root):
+            doc = self.to_json(root=root_url(self.root))
+            return write_location(path, _dumps(doc), self.storage_options)
+        out = Path(os.path.abspath(path))
+        if not force and not self.remote and is_inside(out, self.root):
             msg = (
                 f"refusing to write {str(out)!r} inside the source folder {self.root!r}: imagezarr "
                 "never writes into the source; save elsewhere or pass force=True (--force)"
@@ -151,43 +170,15 @@ class Manifest:
         recorded = self.root
         if not absolute_root and not self.remote:
             try:
-                recorded = os.path.relpath(root, out.parent).replace(os.sep, "/")
+                recorded = os.path.relpath(self.root, out.parent).replace(os.sep, "/")
             except ValueError:  # different drives on Windows
                 recorded = self.root
-        text = json.dumps(self.to_json(root=recorded), separators=(",", ":"), allow_nan=False)
-        write_atomic(out, text.encode())
+        write_atomic(out, _dumps(self.to_json(root=recorded)))
         return out
 
-    def _save_remote(self, url: str) -> str:
-        """Put the manifest into a bucket; one PUT, which object stores make atomic."""
-        import obstore
 
-        base, _, name = url.rstrip("/").rpartition("/")
-        root = self.root if self.remote else os.path.abspath(self.root)
-        text = json.dumps(self.to_json(root=root), separators=(",", ":"), allow_nan=False)
-        obstore.put(ObjectRoot(base, self.storage_options).store, name, text.encode())
-        return url
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _value_json(v: Any) -> Any:
@@ -271,24 +262,20 @@ def load_manifest(
     name = os.fspath(path)
     options = dict(storage_options or {})
     try:
-        if is_url(name):
-            base, _, leaf = name.rstrip("/").rpartition("/")
-            raw, _ = ObjectRoot(base, options).read(leaf)
-            where: str | Path = base
-        else:
-            raw = Path(name).read_bytes()
-            where = Path(name).absolute().parent
+        raw = read_location(name, options)
     except READ_ERRORS as e:
-        detail = error_text(e)
-        msg = f"cannot read manifest {name!r}: {detail}"
+        msg = f"cannot read manifest {name!r}: {error_text(e)}"
         raise ManifestError(msg) from e
+    where: Path | str = (
+        name.rstrip("/").rpartition("/")[0] if is_url(name) else Path(name).absolute().parent
+    )
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError) as e:
         msg = f"{name!r} is not a JSON manifest: {e}"
         raise ManifestError(msg) from e
     m = from_json(doc, base=where, name=name, root=root, allow_outside_root=allow_outside_root)
-    return replace(m, storage_options=options) if options else m
+    return replace(m, storage_options=options, allow_outside_root=allow_outside_root)
 
 
 def from_json(
@@ -312,8 +299,7 @@ def from_json(
     if root is None:
         top = _resolve_root(recorded, base, name, allow_outside_root)
     else:  # a root given by the caller is relative to the current directory, like any path
-        given = os.fspath(root)
-        top = given.rstrip("/") if is_url(given) else os.path.abspath(given)
+        top = root_url(root)
     files = v.files(doc.get("files"), allow_outside_root)
     layout = LayoutSpec.from_json(v.typed(doc.get("layout"), dict, "layout"))
     groups = v.typed(doc.get("groups"), list, "groups")

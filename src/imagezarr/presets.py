@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io as _stdio
+import io
 import json
 import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from . import io
 from .errors import LayoutError
 from .layout import Derivation, LayoutSpec, Lookup, Table
+from .roots import READ_ERRORS, error_text, read_location
 
 __all__ = [
     "PLANTCV_TERMS",
@@ -275,9 +275,9 @@ def read_table(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """
     p = os.fspath(path)
     try:
-        data, _ = io.read_bytes(p)
-    except OSError as e:
-        msg = f"cannot read table {p!r}: {e.strerror or e}"
+        data = read_location(p)
+    except READ_ERRORS as e:
+        msg = f"cannot read table {p!r}: {error_text(e)}"
         raise LayoutError(msg) from e
     text = data.decode("utf-8-sig")
     if p.lower().endswith(".json"):
@@ -294,7 +294,7 @@ def read_table(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             return doc
         msg = f"table {p!r}: expected a list of objects or an object of objects"
         raise LayoutError(msg)
-    return list(csv.DictReader(_stdio.StringIO(text)))
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 def plantcv_config(
@@ -320,9 +320,9 @@ def plantcv_config(
     """
     p = os.fspath(path)
     try:
-        doc = json.loads(io.read_bytes(p)[0])
-    except OSError as e:
-        msg = f"cannot read PlantCV configuration {p!r}: {e.strerror or e}"
+        doc = json.loads(read_location(p))
+    except (OSError, RuntimeError) as e:
+        msg = f"cannot read PlantCV configuration {p!r}: {error_text(e)}"
         raise LayoutError(msg) from e
     except ValueError as e:
         msg = f"PlantCV configuration {p!r} is not JSON: {e}"

@@ -1,17 +1,19 @@
-"""Stage 5, store: a read-only zarr-3 store over a manifest. Each image file is one chunk.
+"""Stage 6, store: a read-only zarr-3 store over a manifest. Each image file is one chunk.
 
 Metadata documents and coordinate arrays are built once, with zarr itself, into memory. Chunk
-keys of the image arrays map to files; :meth:`ImageZarrStore.get` returns a file's raw bytes,
-after checking its size and mtime against the manifest, and zarr's own pipeline decodes them
-with the image codec the array declares.
+keys of the image arrays map to files; :meth:`ImageZarrStore.get` returns a file's raw bytes
+through the manifest's root, after the one freshness check
+(:func:`imagezarr.roots.stale`), and zarr's own pipeline decodes them with the image codec the
+array declares (which insists that the decoded image is exactly the declared chunk).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,21 +26,33 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype, cpu
 
-from . import io
 from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline
-from .discover import FileEntry
 from .errors import ChunkReadError, SourceChangedError
 from .hierarchy import build_metadata, chunk_key, image_array_path
-from .io import READ_ERRORS, error_text
 from .layout import Node
-from .manifest import Manifest
+from .manifest import Manifest, load_manifest
+from .roots import (
+    READ_ERRORS,
+    ChangedWhileReading,
+    Check,
+    FileStat,
+    error_text,
+    normalize_check,
+    root_url,
+    stale,
+)
 
-__all__ = ["ImageZarrStore"]
+__all__ = ["ImageZarrStore", "ManifestLike"]
 
 logger = logging.getLogger(__name__)
+ManifestLike = Manifest | str | os.PathLike[str]
 _FIX = (
     "run `imagezarr verify MANIFEST` to list every problem, then `imagezarr update MANIFEST` "
     "to accept the changes"
+)
+_COPIED = (
+    " If the folder was copied without keeping modification times, open it with "
+    "check='size' (CLI --check size), or 'checksum' when checksums were recorded."
 )
 
 
@@ -50,18 +64,24 @@ class ImageZarrStore(Store):
     manifest
         The dataset description.
     check
-        ``"stat"`` (default) compares every file's size and mtime with the manifest before
-        returning its bytes; ``"size"`` compares the size only (for copies that did not keep
-        mtimes); ``"none"`` trusts the files.
+        How a file is judged unchanged before its bytes are returned (see
+        :mod:`imagezarr.roots`): ``"mtime"`` (default; size, modification time and etag),
+        ``"size"`` (for copies that did not keep times), ``"checksum"`` (content hashes
+        recorded by ``scan(checksum=True)``) or ``"none"``.
     pipeline
         ``"auto"`` (default) switches zarr to its fused codec pipeline if zarr's pipeline is
-        still the default (measured 1.25x -> 0.98x of the decode floor for local files; zarr
-        chooses pipelines globally, not per store). ``None`` leaves zarr's config alone.
+        still the default (zarr chooses pipelines globally, not per store). ``None`` leaves
+        zarr's config alone.
 
     Examples
     --------
-    >>> # store = ImageZarrStore(imagezarr.load_manifest("exp.imagezarr.json"))
-    >>> # zarr.open_group(store, mode="r")["A1/image"][0, 0]
+    >>> import imagezarr.testing, tempfile, zarr
+    >>> d = tempfile.mkdtemp()
+    >>> _ = imagezarr.testing.make_psii_experiment(d, plants=1, nights=1, steps=1, frames=2,
+    ...                                            shape=(4, 6), holes=0)
+    >>> store = ImageZarrStore(imagezarr.scan(d, pattern=imagezarr.testing.PSII_PATTERN))
+    >>> zarr.open_group(store, mode="r")["image"].shape
+    (1, 1, 1, 1, 2, 4, 6)
     """
 
     supports_writes = False
@@ -73,7 +93,7 @@ class ImageZarrStore(Store):
         self,
         manifest: Manifest,
         *,
-        check: str = "stat",
+        check: Check | str = "mtime",
         pipeline: str | None = "auto",
         read_only: bool = True,
     ) -> None:
@@ -81,22 +101,54 @@ class ImageZarrStore(Store):
             msg = "an ImageZarrStore is always read-only: it never writes into the source"
             raise ValueError(msg)
         super().__init__(read_only=True)
-        if check not in ("stat", "size", "none"):
-            msg = f"check must be 'stat', 'size' or 'none', not {check!r}"
-            raise ValueError(msg)
         self.manifest = manifest
-        self.check = check
+        self.check = normalize_check(check)
         if pipeline == "auto" and prefer_fused_pipeline():
-            logger.info("imagezarr selected zarr's FusedCodecPipeline for fast local reads")
+            logger.debug("imagezarr selected zarr's FusedCodecPipeline for fast local reads")
         self._setup()
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest: ManifestLike,
+        *,
+        root: str | os.PathLike[str] | None = None,
+        check: Check | str = "mtime",
+        allow_outside_root: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
+        pipeline: str | None = "auto",
+    ) -> ImageZarrStore:
+        """Open a manifest (object, path or URL) as a store.
+
+        ``root`` re-roots it onto a copy of the images (a folder or a URL, e.g. a mirror);
+        ``storage_options`` reach remote manifests and roots; ``allow_outside_root`` lets
+        entries and links lead out of the root (only for manifests you trust).
+        """
+        if not isinstance(manifest, Manifest):
+            m = load_manifest(
+                manifest,
+                root=root,
+                allow_outside_root=allow_outside_root,
+                storage_options=storage_options,
+            )
+        else:
+            changes: dict[str, Any] = {}
+            if root is not None:
+                changes["root"] = root_url(root)
+            if storage_options is not None:
+                changes["storage_options"] = dict(storage_options)
+            if allow_outside_root:
+                changes["allow_outside_root"] = True
+            m = replace(manifest, **changes) if changes else manifest
+        return cls(m, check=check, pipeline=pipeline)
 
     def _setup(self) -> None:
         pin_codecs()
-        self._remote = self.manifest.object_root() if self.manifest.remote else None
+        self._root = self.manifest.source
         self._meta = build_metadata(self.manifest)
         # chunk key prefix -> (node, number of index parts after the prefix)
         self._prefixes = {
-            (f"{n.path}/image/c/" if n.path else "image/c/"): (
+            f"{image_array_path(n)}/c/": (
                 n,
                 n.file_index.ndim + len(n.image.shape),
             )
@@ -122,7 +174,8 @@ class ImageZarrStore(Store):
             and (a.root, a.files, a.created) == (b.root, b.files, b.created)
             and [n.path for n in a.nodes] == [n.path for n in b.nodes]
             and all(
-                np.array_equal(x.file_index, y.file_index) for x, y in zip(a.nodes, b.nodes, strict=True)
+                np.array_equal(x.file_index, y.file_index)
+                for x, y in zip(a.nodes, b.nodes, strict=True)
             )
         )
 
@@ -167,48 +220,45 @@ class ImageZarrStore(Store):
     def _supports_sync_io(self) -> bool:
         # zarr's fused pipeline runs sync reads in a pool of one thread per core: right for
         # local files, starving for object stores, which get the async path and its concurrency
-        return not self.manifest.remote
+        return self._root.sync_reads
 
-    def _read_file(self, index: int) -> SourceBuffer:
-        entry = self.manifest.files[index]
-        full = self.manifest.file_path(index)
-        try:
-            if self.manifest.remote:
-                data, st = self._remote.read(entry.path)
-            else:
-                data, st = io.read_bytes(full)
-        except FileNotFoundError as e:
-            msg = f"{entry.path}: file is missing (it was scanned into the manifest); {_FIX}"
-            raise ChunkReadError(msg, path=entry.path) from e
-        except READ_ERRORS as e:
-            detail = error_text(e)
-            msg = f"{entry.path}: cannot read: {detail}; {_FIX}"
-            raise ChunkReadError(msg, path=entry.path) from e
-        return self._checked(entry, data, st)
+    def _failed(self, index: int, e: Exception) -> ChunkReadError:
+        rel = self.manifest.files.paths[index]
+        if isinstance(e, FileNotFoundError):
+            return ChunkReadError(f"{rel}: file is missing (it was scanned); {_FIX}", path=rel)
+        if isinstance(e, ChangedWhileReading):
+            msg = f"{rel}: file changed while it was read; refusing its bytes; {_FIX}"
+            return SourceChangedError(msg, path=rel)
+        return ChunkReadError(f"{rel}: cannot read: {error_text(e)}; {_FIX}", path=rel)
 
-    def _checked(self, entry: FileEntry, data: bytes, st: io.FileStat) -> SourceBuffer:
+    def _checked(self, index: int, data: bytes, st: FileStat) -> SourceBuffer:
         """The bytes, if the file is still the one scanned; else SourceChangedError."""
-        etag_changed = entry.etag is not None and st.etag is not None and st.etag != entry.etag
-        if self.check != "none" and (
-            st.size != entry.size
-            or len(data) != entry.size
-            or (self.check == "stat" and (st.mtime_ns != entry.mtime_ns or etag_changed))
-        ):
-            what = (
-                "size" if st.size != entry.size else "etag" if etag_changed else "modification time"
-            )
-            was = (
-                f"etag {entry.etag}"
-                if etag_changed
-                else f"{entry.size} bytes @ {_ns(entry.mtime_ns)}"
-            )
-            now = f"etag {st.etag}" if etag_changed else f"{st.size} bytes @ {_ns(st.mtime_ns)}"
+        entry = self.manifest.files[index]
+        reason = stale(entry, st, self.check, data)
+        if reason is not None:
+            hint = _COPIED if reason.startswith("modification time") else ""
             msg = (
-                f"{entry.path}: file changed since the scan ({what}: manifest {was}, now {now}); "
-                f"refusing to return pixels that may be wrong; {_FIX}"
+                f"{entry.path}: file changed since the scan ({reason}); refusing to return "
+                f"pixels that may be wrong; {_FIX}.{hint}"
             )
             raise SourceChangedError(msg, path=entry.path)
         return SourceBuffer.of(data, entry.path)
+
+    def _read_sync(self, index: int) -> SourceBuffer:
+        rel = self.manifest.files.paths[index]
+        try:
+            data, st = self._root.read(rel, limit=int(self.manifest.files.sizes[index]))
+        except READ_ERRORS as e:
+            raise self._failed(index, e) from e
+        return self._checked(index, data, st)
+
+    async def _read_async(self, index: int) -> SourceBuffer:
+        rel = self.manifest.files.paths[index]
+        try:
+            data, st = await self._root.read_async(rel, limit=int(self.manifest.files.sizes[index]))
+        except READ_ERRORS as e:
+            raise self._failed(index, e) from e
+        return self._checked(index, data, st)
 
     def get_sync(
         self,
@@ -224,47 +274,19 @@ class ImageZarrStore(Store):
         index = self._chunk_file(key)
         if index is None or index < 0:
             return None
-        buf = self._read_file(index)
-        if byte_range is not None:
-            return _wrap(_slice(buf.to_bytes(), byte_range), prototype)
-        if prototype is not None and prototype.buffer is not cpu.Buffer:
-            return prototype.buffer.from_bytes(buf.to_bytes())
-        return buf
+        return _answer(self._read_sync(index), prototype, byte_range)
 
     async def get(
         self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
     ) -> Buffer | None:
-        # docstring inherited
+        # docstring inherited; object reads stay on the event loop, so many run at once
         meta = self._meta.get(key)
         if meta is not None:
             return _wrap(_slice(meta, byte_range), prototype)
-        if self.manifest.remote:
-            return await self._get_remote(key, prototype, byte_range)
-        return await asyncio.to_thread(
-            self.get_sync, key, prototype=prototype, byte_range=byte_range
-        )
-
-    async def _get_remote(
-        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None
-    ) -> Buffer | None:
-        """Object reads stay on the event loop (obstore is async), so many run at once."""
         index = self._chunk_file(key)
         if index is None or index < 0:
             return None
-        entry = self.manifest.files[index]
-        try:
-            data, st = await self._remote.read_async(entry.path)
-        except FileNotFoundError as e:
-            msg = f"{entry.path}: object is missing (it was scanned into the manifest); {_FIX}"
-            raise ChunkReadError(msg, path=entry.path) from e
-        except READ_ERRORS as e:
-            detail = str(e).strip().split("\n", 1)[0][:300]
-            msg = f"{entry.path}: cannot read: {detail}; {_FIX}"
-            raise ChunkReadError(msg, path=entry.path) from e
-        buf = self._checked(entry, data, st)
-        if byte_range is not None or prototype.buffer is not cpu.Buffer:
-            return _wrap(_slice(buf.to_bytes(), byte_range), prototype)
-        return buf
+        return _answer(await self._read_async(index), prototype, byte_range)
 
     async def get_partial_values(
         self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
@@ -372,8 +394,12 @@ def _grid_children(node: Node, prefix: str) -> set[str]:
     return {str(int(i)) for i in np.nonzero(hits)[0]}
 
 
-def _ns(mtime_ns: int) -> str:
-    return datetime.fromtimestamp(mtime_ns / 1e9).isoformat(sep=" ", timespec="seconds")
+def _answer(
+    buf: SourceBuffer, prototype: BufferPrototype | None, byte_range: ByteRequest | None
+) -> Buffer:
+    if byte_range is not None or (prototype is not None and prototype.buffer is not cpu.Buffer):
+        return _wrap(_slice(buf.to_bytes(), byte_range), prototype)
+    return buf
 
 
 def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:

@@ -1,12 +1,19 @@
-"""Check that every file a manifest references is still there, unchanged, and decodes.
+"""Stage 7, verify: is every file a manifest references still there, unchanged, decodable?
 
->>> # report = imagezarr.verify.verify(imagezarr.load_manifest("exp.imagezarr.json"))
->>> # report.ok, report.problems[:3]
+Stat (or HEAD) every file and judge it with the one freshness check the store uses
+(:func:`imagezarr.roots.stale`), so ``verify`` reports exactly what a read would refuse.
+
+>>> import imagezarr.testing, tempfile
+>>> d = tempfile.mkdtemp()
+>>> _ = imagezarr.testing.make_psii_experiment(d, plants=1, nights=1, steps=1, frames=2,
+...                                            shape=(4, 6), holes=0)
+>>> report = verify(imagezarr.scan(d), decode=True)
+>>> report.ok, report.checked, report.decoded
+(True, 2, 2)
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,13 +21,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import zarr
 
-from . import io
 from .errors import ChunkDecodeError, ChunkReadError, SourceChangedError
-from .io import error_text
+from .hierarchy import image_array_path
 from .manifest import Manifest
+from .roots import READ_ERRORS, Check, error_text, normalize_check, stale
 from .store import ImageZarrStore
 
 __all__ = ["Problem", "VerifyReport", "verify"]
+
+COPIED_SHARE = 0.5  # above this share of files changed in time only, the folder looks copied
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,54 +43,68 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
+    """What :func:`verify` found; ``advice`` says what to do when the pattern is telling
+    (most files changed in time only: a copy that did not keep times)."""
+
     checked: int
     decoded: int
     problems: list[Problem] = field(default_factory=list)
+    advice: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def _stat_problem(m: Manifest, remote: io.ObjectRoot | None, i: int) -> Problem | None:
+def _stat_problem(m: Manifest, check: Check, i: int) -> Problem | None:
     entry = m.files[i]
     try:
-        st = remote.head(entry.path) if remote is not None else io.stat(m.file_path(i))
+        if check == "checksum":  # only the content can tell: read it
+            data, st = m.source.read(entry.path, limit=entry.size)
+        else:
+            data, st = None, m.source.stat(entry.path)
     except FileNotFoundError:
         return Problem(entry.path, "missing", "file not found")
-    except io.READ_ERRORS as e:
-        detail = error_text(e)
-        return Problem(entry.path, "unreadable", detail)
-    if st.size != entry.size:
-        return Problem(entry.path, "changed", f"size {entry.size} -> {st.size} bytes")
-    if entry.etag is not None and st.etag is not None and st.etag != entry.etag:
-        return Problem(entry.path, "changed", "etag differs from the scan")
-    if st.mtime_ns != entry.mtime_ns:
-        return Problem(entry.path, "changed", "modification time differs from the scan")
-    return None
+    except READ_ERRORS as e:
+        return Problem(entry.path, "unreadable", error_text(e))
+    reason = stale(entry, st, check, data)
+    return None if reason is None else Problem(entry.path, "changed", reason)
+
+
+def _advice(problems: list[Problem], n: int) -> str:
+    times = sum(p.kind == "changed" and p.detail.startswith("modification time") for p in problems)
+    if n and times > COPIED_SHARE * n:
+        return (
+            f"{times} of {n} files differ only in modification time: the folder looks copied "
+            "without keeping times. If the images are the same, read with --check size "
+            "(check='size'), or --check checksum after a scan with --checksum; "
+            "`imagezarr update MANIFEST` records the new times."
+        )
+    return ""
 
 
 def verify(
     m: Manifest,
     *,
     decode: bool = False,
+    check: Check | str = "mtime",
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
-    """Stat every referenced file; with ``decode``, also read each one through zarr's pipeline.
+    """Check every referenced file; with ``decode``, also read each one through zarr's pipeline.
 
-    Decoding goes through the same store and codecs as a real read, so it finds exactly the
-    files that would fail there.
+    ``check`` is the freshness check (``"mtime"``, ``"size"``, ``"checksum"``, ``"none"``)
+    as for reads. Decoding goes through the same store and codecs as a real read, so it finds
+    exactly the files that would fail there.
     """
+    mode = normalize_check(check)
     n = len(m.files)
-    workers = workers or min(16, 4 * (os.cpu_count() or 1))
-    remote = m.object_root() if m.remote else None  # one client for every HEAD, not one each
+    workers = workers or m.source.workers
     with ThreadPoolExecutor(max_workers=workers) as pool:
         found: list[Problem | None] = []
         for start in range(0, n, 512):
-            found.extend(
-                pool.map(lambda i: _stat_problem(m, remote, i), range(start, min(n, start + 512)))
-            )
+            batch = range(start, min(n, start + 512))
+            found.extend(pool.map(lambda i: _stat_problem(m, mode, i), batch))
             if progress is not None:
                 progress(len(found), n * (2 if decode else 1))
         problems = [p for p in found if p is not None]
@@ -92,15 +115,16 @@ def verify(
                 (node, tuple(int(k) for k in idx))
                 for node in m.nodes
                 for idx in np.argwhere(node.file_index >= 0)
-                if m.files[node.file_index[tuple(idx)]].path not in bad
+                if m.files.paths[node.file_index[tuple(idx)]] not in bad
             ]
-            group = zarr.open_group(ImageZarrStore(m, check="stat"), mode="r", zarr_format=3)
+            store = ImageZarrStore(m, check=mode)
+            group = zarr.open_group(store, mode="r", zarr_format=3)
 
             def read(slot: tuple[object, tuple[int, ...]]) -> Problem | None:
                 node, idx = slot
-                arr = group[f"{node.path}/image" if node.path else "image"]  # type: ignore[attr-defined]
+                arr = group[image_array_path(node)]  # type: ignore[arg-type]
                 try:
-                    arr[idx]
+                    arr[idx]  # type: ignore[index]
                 except ChunkReadError as e:
                     kind = (
                         "undecodable"
@@ -114,9 +138,9 @@ def verify(
                 return None
 
             for start in range(0, len(slots), 256):
-                batch = slots[start : start + 256]
-                problems.extend(p for p in pool.map(read, batch) if p is not None)
-                decoded += len(batch)
+                batch_slots = slots[start : start + 256]
+                problems.extend(p for p in pool.map(read, batch_slots) if p is not None)
+                decoded += len(batch_slots)
                 if progress is not None:
                     progress(n + decoded * n // max(1, len(slots)), 2 * n)
-    return VerifyReport(checked=n, decoded=decoded, problems=problems)
+    return VerifyReport(checked=n, decoded=decoded, problems=problems, advice=_advice(problems, n))

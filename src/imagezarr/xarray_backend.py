@@ -1,6 +1,8 @@
-"""xarray engine ``"imagezarr"``: builds the store, then delegates to xarray's zarr engine.
+"""Stage 7, xarray engine ``"imagezarr"``: opens the store, then delegates to xarray's zarr
+engine. It imports only the store and manifest layers.
 
->>> # xr.open_dataset("exp.imagezarr.json", engine="imagezarr", group="A1")
+``xr.open_dataset("exp.imagezarr.json", engine="imagezarr", group="A1")`` opens one group;
+:func:`imagezarr.open_dataset` is the same call with the engine filled in.
 """
 
 from __future__ import annotations
@@ -26,15 +28,14 @@ def _store(
     allow_outside_root: bool,
     storage_options: Mapping[str, Any] | None,
 ) -> ImageZarrStore:
-    if isinstance(obj, ImageZarrStore) and root is None and storage_options is None:
-        return obj
-    from .api import open_store
-
-    source = obj.manifest if isinstance(obj, ImageZarrStore) else obj
-    return open_store(
-        source,
+    if isinstance(obj, ImageZarrStore):
+        if root is None and storage_options is None and not allow_outside_root:
+            return obj
+        obj = obj.manifest
+    return ImageZarrStore.from_manifest(
+        obj,
         root=root,
-        check=check,  # type: ignore[arg-type]
+        check=check,
         allow_outside_root=allow_outside_root,
         storage_options=storage_options,
     )
@@ -88,7 +89,7 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         drop_variables: str | Iterable[str] | None = None,
         group: str | None = None,
         root: str | os.PathLike[str] | None = None,
-        check: str = "stat",
+        check: str = "mtime",
         allow_outside_root: bool = False,
         storage_options: Mapping[str, Any] | None = None,
     ) -> Any:
@@ -122,7 +123,7 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         *,
         drop_variables: str | Iterable[str] | None = None,
         root: str | os.PathLike[str] | None = None,
-        check: str = "stat",
+        check: str = "mtime",
         allow_outside_root: bool = False,
         storage_options: Mapping[str, Any] | None = None,
         **kwargs: Any,

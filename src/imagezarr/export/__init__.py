@@ -21,10 +21,10 @@ from typing import Any
 
 from ..errors import ExportError
 from ..manifest import Manifest, load_manifest
-from .copy import export_zarr
 from .icechunk import export_icechunk
 from .kerchunk import export_kerchunk, references
 from .links import export_links
+from .zarr_copy import export_zarr
 
 __all__ = [
     "FORMATS",

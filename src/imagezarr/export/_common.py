@@ -7,13 +7,15 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from urllib.parse import quote
 
 from ..errors import ExportError
-from ..io import is_url
 from ..manifest import Manifest
+from ..paths import is_inside
+from ..roots import READ_ERRORS, Check, FileStat, error_text, is_url, place, stale
 
-__all__ = ["Progress", "check_output", "checked_stat", "file_url", "staged_dir", "staged_file"]
+__all__ = ["Progress", "check_output", "checked_stat", "file_url", "staged_dir"]
 
 Progress = Callable[[int, int], None]
 
@@ -27,9 +29,7 @@ def check_output(
     (unless ``overwrite``), and, always, replacing a folder that holds the source.
     """
     path = Path(os.path.abspath(os.fspath(out)))
-    root = Path(os.path.realpath(manifest.root))
-    real = Path(os.path.realpath(path))
-    if not force and (real.is_relative_to(root) or path.is_relative_to(manifest.root)):
+    if not force and not manifest.remote and is_inside(path, manifest.root):
         msg = (
             f"refusing to write {str(path)!r} inside the source folder {manifest.root!r}: "
             "imagezarr never writes into the source; choose an output elsewhere or pass "
@@ -43,33 +43,13 @@ def check_output(
                 "(--overwrite) to replace it"
             )
             raise ExportError(msg)
-        if root.is_relative_to(real):
+        if not manifest.remote and is_inside(manifest.root, path):
             msg = (
                 f"refusing to replace {str(path)!r}: it contains the source folder "
                 f"{manifest.root!r}; choose another output"
             )
             raise ExportError(msg)
     return path
-
-
-def _place(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` onto ``out``; an existing ``out`` is moved aside first, then removed."""
-    old = None
-    if os.path.lexists(out):
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-        old.rmdir()
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old)
-        else:
-            old.unlink()
 
 
 @contextmanager
@@ -79,61 +59,61 @@ def staged_dir(out: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         yield tmp
-        _place(tmp, out)
+        place(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
 
 
-def staged_file(out: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``out``, then rename it into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        _place(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+def file_url(path: str, *, encode: bool = False, windows: bool = os.name == "nt") -> str:
+    """``file://`` url of an absolute local path; ``encode`` percent-encodes reserved characters.
 
-
-def file_url(path: str) -> str:
-    """``file://`` url of an absolute local path, not percent-encoded (fsspec reads it as is).
+    fsspec reads unencoded urls as they are; Icechunk chunk locations must be encoded. Windows
+    paths get three slashes before the drive (``file:///C:/...``) and UNC paths name their
+    server (``file://server/share/...``).
 
     >>> file_url("/data/night 1/é.png")
     'file:///data/night 1/é.png'
+    >>> file_url("/data/night 1/a#1.png", encode=True)
+    'file:///data/night%201/a%231.png'
+    >>> file_url(r"C:\\data\\a.png", windows=True), file_url(r"\\\\srv\\lab\\a.png", windows=True)
+    ('file:///C:/data/a.png', 'file://srv/lab/a.png')
     """
     if is_url(path):  # a remote manifest's files are URLs already
         return path
-    posix = Path(path).as_posix()
+    posix = (PureWindowsPath(path) if windows else PurePosixPath(path)).as_posix()
+    if encode:
+        posix = quote(posix, safe="/:")
+    if posix.startswith("//"):  # UNC: //server/share/...
+        return "file:" + posix
     return "file://" + (posix if posix.startswith("/") else "/" + posix)
 
 
-def checked_stat(manifest: Manifest, index: int) -> os.stat_result:
-    """``os.stat`` of file ``index``, refusing a missing file or one changed since the scan."""
-    entry = manifest.files[index]
-    path = manifest.file_path(index)
-    if manifest.remote:
-        msg = (
-            f"{path}: this export needs local files, and the manifest's root is remote; "
-            "use the kerchunk export (urls) or copy the images first"
-        )
-        raise ExportError(msg)
+def checked_stat(manifest: Manifest, index: int, check: Check = "mtime") -> FileStat:
+    """A fresh stat of file ``index`` for an export that references it in place.
+
+    Refuses a remote root (the export needs local files), a missing file, and one that the
+    freshness check ``check`` calls changed.
+    """
+    rel = manifest.files.paths[index]
+    root = manifest.source
     try:
-        st = os.stat(path)
-    except OSError as e:
+        path = root.local_path(rel)
+    except NotImplementedError as e:
+        raise ExportError(str(e)) from e
+    try:
+        st = root.stat(rel)
+    except READ_ERRORS as e:
         msg = (
-            f"{path!r}: cannot export a reference to it: {e.strerror or e}; run `imagezarr "
+            f"{path!r}: cannot export a reference to it: {error_text(e)}; run `imagezarr "
             "verify MANIFEST`, then re-scan the folder"
         )
         raise ExportError(msg) from e
-    if st.st_size != entry.size or st.st_mtime_ns != entry.mtime_ns:
+    reason = stale(manifest.files[index], st, check)
+    if reason is not None:
         msg = (
-            f"{path!r} changed since the scan (size or mtime differ from the manifest); "
-            "refusing to export a reference to it; re-scan the folder"
+            f"{path!r} changed since the scan ({reason}); refusing to export a reference to "
+            "it; re-scan the folder"
         )
         raise ExportError(msg)
     return st

@@ -13,7 +13,6 @@ import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
@@ -21,7 +20,8 @@ from zarr.core.sync import sync
 from ..errors import ExportError
 from ..hierarchy import build_metadata, chunk_refs
 from ..manifest import Manifest
-from ._common import Progress, check_output, checked_stat, staged_dir
+from ..roots import Check
+from ._common import Progress, check_output, checked_stat, file_url, staged_dir
 
 __all__ = ["container_prefix", "export_icechunk"]
 
@@ -35,12 +35,12 @@ def container_prefix(root: str) -> str:
     >>> container_prefix("/data/my images")
     'file:///data/my images/'
     """
-    return "file://" + Path(root).as_posix().rstrip("/") + "/"
+    return file_url(root).rstrip("/") + "/"
 
 
 def _location(path: str) -> str:
     """A chunk location: a url, so reserved characters (space, ``%``, ``#``, ...) are encoded."""
-    return "file://" + quote(Path(path).as_posix(), safe="/")
+    return file_url(path, encode=True)
 
 
 def export_icechunk(
@@ -49,6 +49,7 @@ def export_icechunk(
     *,
     branch: str = "main",
     message: str = "imagezarr export",
+    check: Check = "mtime",
     progress: Progress | None = None,
     overwrite: bool = False,
     force: bool = False,
@@ -90,13 +91,13 @@ def export_icechunk(
                     "virtual chunk container covers it; re-scan from a folder that holds it"
                 )
                 raise ExportError(msg)
-            st = checked_stat(manifest, i)
+            st = checked_stat(manifest, i, check)
             store.set_virtual_ref(
                 key,
                 _location(manifest.file_path(i)),
                 offset=0,
-                length=st.st_size,
-                checksum=_checksum(st.st_mtime_ns),
+                length=st.size,
+                checksum=_checksum(st.mtime_ns),
                 validate_container=False,  # checked above: every file is under the root
             )
             if progress is not None and (done % 1024 == 0 or done == len(refs)):

@@ -18,7 +18,8 @@ from typing import Any
 from ..errors import ExportError
 from ..hierarchy import build_metadata, chunk_refs
 from ..manifest import Manifest
-from ._common import check_output, file_url, staged_file
+from ..roots import write_atomic
+from ._common import check_output, file_url
 
 __all__ = ["PARQUET_THRESHOLD", "export_kerchunk", "references"]
 
@@ -105,5 +106,5 @@ def export_kerchunk(
         write_parquet(doc, path, record_size=record_size)
         return path
     text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-    staged_file(path, text.encode("utf-8"))
+    write_atomic(path, text.encode("utf-8"))
     return path

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import ExportError
 from ..hierarchy import build_metadata, chunk_refs
 from ..manifest import Manifest
+from ..roots import Check, normalize_check
 from ._common import Progress, check_output, checked_stat, staged_dir
 
 __all__ = ["export_links"]
@@ -21,19 +22,21 @@ def export_links(
     manifest: Manifest,
     out: str | os.PathLike[str],
     *,
-    check: bool = True,
+    check: Check | bool = "mtime",
     progress: Progress | None = None,
     overwrite: bool = False,
     force: bool = False,
 ) -> Path:
     """Write a Zarr v3 folder whose image chunk files are symlinks (absolute targets).
 
-    ``check`` (default) refuses files that are missing or changed since the scan: a dangling
-    link would read as a hole. Raises :class:`ExportError` where symbolic links cannot be made
+    ``check`` (the freshness check, ``"mtime"`` by default; ``"none"`` or False skips it)
+    refuses files that are missing or changed since the scan: a dangling link would read as
+    a hole. Raises :class:`ExportError` where symbolic links cannot be made
     (e.g. Windows without developer mode).
 
     >>> # export_links(imagezarr.load_manifest("exp.imagezarr.json"), "exp.links.zarr")
     """
+    mode = normalize_check({True: "mtime", False: "none"}.get(check, check))  # type: ignore[arg-type]
     path = check_output(manifest, out, overwrite=overwrite, force=force)
     refs = list(chunk_refs(manifest))
     with staged_dir(path) as tmp:
@@ -42,11 +45,11 @@ def export_links(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         for done, (key, i) in enumerate(refs, 1):
-            if check:
-                checked_stat(manifest, i)
+            if mode != "none":
+                checked_stat(manifest, i, mode)
             link = tmp.joinpath(*key.split("/"))
             link.parent.mkdir(parents=True, exist_ok=True)
-            _symlink(os.path.abspath(manifest.file_path(i)), link)
+            _symlink(manifest.source.local_path(manifest.files.paths[i]), link)
             if progress is not None and (done % 256 == 0 or done == len(refs)):
                 progress(done, len(refs))
     return path

@@ -1,8 +1,8 @@
 """A real Zarr v3 copy: decoded pixels, recompressed, optionally sharded and OME-Zarr 0.5.
 
-Pixels are read through :func:`imagezarr.open_group`, so every read-time check applies (a
-changed file fails the copy instead of copying wrong pixels). Everything but the image arrays
-(coordinates, ``path``, ``present``, group attributes) is written byte for byte from
+Pixels are read through :class:`~imagezarr.store.ImageZarrStore`, so every read-time check
+applies (a changed file fails the copy instead of copying wrong pixels). Everything but the
+image arrays (coordinates, ``path``, ``present``, group attributes) is written byte for byte from
 :func:`imagezarr.hierarchy.build_metadata`; each image array keeps its shape, chunk grid,
 dtype, fill value, dimension names and attributes and only changes its codecs.
 """
@@ -21,11 +21,12 @@ from zarr.codecs import ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-from ..api import open_group
 from ..errors import ExportError
 from ..hierarchy import build_metadata, image_array_path
 from ..layout import Node
 from ..manifest import Manifest
+from ..roots import Check
+from ..store import ImageZarrStore
 from ._common import Progress, check_output, staged_dir
 
 __all__ = ["export_zarr", "ome_attributes"]
@@ -41,6 +42,7 @@ def export_zarr(
     level: int = 3,
     shards: int | None = None,
     ome: bool = False,
+    check: Check = "mtime",
     progress: Progress | None = None,
     overwrite: bool = False,
     force: bool = False,
@@ -57,6 +59,8 @@ def export_zarr(
         dims first; ``None`` writes one file per image.
     ome
         Add OME-Zarr 0.5 ``multiscales`` metadata to every group (see :func:`ome_attributes`).
+    check
+        The freshness check applied to every image read (see :class:`ImageZarrStore`).
     progress
         Called as ``progress(done, total)`` in images.
 
@@ -67,7 +71,7 @@ def export_zarr(
         msg = f"shards must be a positive number of images per shard, not {shards!r}"
         raise ExportError(msg)
     ome_attrs = {n.path: ome_attributes(n) for n in manifest.nodes} if ome else {}
-    source = open_group(manifest)
+    source = zarr.open_group(ImageZarrStore(manifest, check=check), mode="r", zarr_format=3)
     total = sum(math.prod(n.shape) for n in manifest.nodes)
     done = 0
     with staged_dir(path) as tmp:

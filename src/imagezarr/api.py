@@ -8,14 +8,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import probe
-from .discover import FileTable, discover, read_file_list, stat_listed
+from .discover import FileTable, add_checksums, discover, read_file_list, stat_listed
 from .errors import DiscoveryError, ProbeError
 from .layout import Derivation, LayoutSpec, Lookup, Table, arrange, match_fields, table_paths
-from .manifest import FileDiff, Manifest, diff_files, load_manifest
+from .manifest import FileDiff, Manifest, ManifestLike, as_manifest, diff_files, load_manifest
 from .presets import read_table
 from .probe._many import probe_distributed, probe_entries
 from .roots import Check, open_root
-from .store import ImageZarrStore, ManifestLike
+from .store import ImageZarrStore
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -62,6 +62,7 @@ def scan(
     storage_options: Mapping[str, Any] | None = None,
     client: Any = None,
     allow_outside_root: bool = False,
+    checksum: bool = False,
 ) -> Manifest:
     """Scan a folder of images into a :class:`Manifest`, reading only file headers.
 
@@ -108,6 +109,10 @@ def scan(
         A ``dask.distributed`` client (or scheduler address) to spread header probes over.
     allow_outside_root
         Follow symbolic links that point out of ``source`` (refused by default).
+    checksum
+        Also record a content checksum per file (reads every byte once), so that reads and
+        ``verify`` can use ``check="checksum"``: the one check that sees a rewrite keeping
+        size and modification time, and that survives a copy that changes every time.
 
     Examples
     --------
@@ -157,7 +162,10 @@ def scan(
         raise ProbeError(msg, path=candidates[failed[0][0]].path)
     bad = {i for i, _ in failed}
     good = [i for i in range(len(candidates)) if i not in bad]
-    table = FileTable.from_entries(candidates[i] for i in good)
+    kept_entries = [candidates[i] for i in good]
+    if checksum:
+        kept_entries = add_checksums(source_root, kept_entries, workers=workers, progress=progress)
+    table = FileTable.from_entries(kept_entries)
     nodes = arrange(table.paths, [fields[i] for i in good], [infos[i] for i in good], spec)
     return Manifest(
         root=root,
@@ -209,20 +217,23 @@ def _absolute(item: Any) -> Any:
 
 
 def update(
-    manifest: str | os.PathLike[str],
+    manifest: ManifestLike,
     *,
+    check: Check = "mtime",
+    root: str | os.PathLike[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     derived: Mapping[str, Derivation] | None = None,
     progress: Progress | None = None,
 ) -> tuple[Manifest, FileDiff]:
-    """Scan a manifest's root again with the layout it recorded; report what changed.
+    """Scan a manifest's root (or ``root``) again with the layout it recorded; report changes.
 
-    Returns the new manifest (not yet saved) and the difference in files. Derived fields
-    computed by Python callables must be given again in ``derived``.
-
-    >>> # new, diff = imagezarr.update("exp.imagezarr.json"); new.save("exp.imagezarr.json")
+    Returns the new manifest (not yet saved) and the difference in files, judged with the
+    freshness check ``check`` (with ``"checksum"`` and ``"size"``, files whose time alone
+    changed are listed as ``retimed``, not changed). Checksums are recorded again when the
+    manifest had them. Derived fields computed by Python callables must be given again in
+    ``derived``.
     """
-    old = load_manifest(manifest, storage_options=storage_options)
+    old = as_manifest(manifest, root=root, storage_options=storage_options)
     new = scan(
         old.root,
         layout=old.layout,
@@ -230,8 +241,9 @@ def update(
         on_unreadable="skip" if old.unreadable else "error",
         storage_options=old.storage_options,
         progress=progress,
+        checksum=old.files.checksums is not None or check == "checksum",
     )
-    return new, diff_files(old.files, new.files)
+    return new, diff_files(old.files, new.files, check)
 
 
 def open_store(

@@ -5,17 +5,27 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, overload
 
 import numpy as np
 
 from .errors import DiscoveryError
 from .paths import check_relative
-from .roots import READ_ERRORS, FileEntry, Root, error_text, open_root, read_location
+from .roots import (
+    READ_ERRORS,
+    FileEntry,
+    Root,
+    checksum,
+    error_text,
+    open_root,
+    read_location,
+    stale,
+)
 
-__all__ = ["FileEntry", "FileTable", "discover", "read_file_list", "stat_listed"]
+__all__ = ["FileEntry", "FileTable", "add_checksums", "discover", "read_file_list", "stat_listed"]
 
 
 def _matcher(glob: str | None, extensions: Iterable[str]) -> re.Pattern[str]:
@@ -179,3 +189,37 @@ def stat_listed(root: Root, paths: Sequence[str]) -> list[FileEntry]:
 
     with ThreadPoolExecutor(max_workers=min(root.workers, 32)) as pool:
         return sorted(pool.map(stat, paths), key=lambda e: e.path)
+
+
+def add_checksums(
+    root: Root,
+    entries: Sequence[FileEntry],
+    *,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[FileEntry]:
+    """``entries`` with the content checksum of each file (every byte is read once).
+
+    A file that changed since it was listed is an error naming it: its checksum would not
+    describe the file the rest of the scan saw.
+    """
+
+    def one(entry: FileEntry) -> FileEntry:
+        try:
+            data, st = root.read(entry.path, limit=entry.size)
+        except READ_ERRORS as e:
+            msg = f"{entry.path}: cannot read it to compute its checksum: {error_text(e)}"
+            raise DiscoveryError(msg) from e
+        reason = stale(entry, st, "mtime", data)
+        if reason is not None:
+            msg = f"{entry.path}: changed while the folder was scanned ({reason}); scan again"
+            raise DiscoveryError(msg)
+        return replace(entry, checksum=checksum(data))
+
+    out: list[FileEntry] = []
+    with ThreadPoolExecutor(max_workers=workers or root.workers) as pool:
+        for start in range(0, len(entries), 256):
+            out.extend(pool.map(one, entries[start : start + 256]))
+            if progress is not None:
+                progress(len(out), len(entries))
+    return out

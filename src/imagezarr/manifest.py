@@ -12,6 +12,7 @@ import json
 import math
 import os
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -29,21 +30,36 @@ from .paths import check_all_relative, check_relative, is_inside
 from .probe import ImageInfo
 from .roots import (
     READ_ERRORS,
+    Check,
     Root,
     error_text,
     is_url,
+    normalize_check,
     open_root,
     read_location,
     root_url,
+    same_time,
+    stale,
     write_atomic,
     write_location,
 )
 
-__all__ = ["FORMAT", "VERSION", "FileDiff", "Manifest", "diff_files", "load_manifest"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "FileDiff",
+    "Manifest",
+    "ManifestLike",
+    "as_manifest",
+    "diff_files",
+    "load_manifest",
+]
 
 FORMAT = "imagezarr-manifest"
 VERSION = 1
 SUFFIX = ".imagezarr.json"
+_ETAG = re.compile(r"[^\x00]{0,1024}", re.S)
+_CHECKSUM = re.compile(r"(?:xxh3:[0-9a-f]{16})?")
 # limits on what a hostile manifest can make us allocate
 MAX_SIDE = 2**20
 MAX_NDIM = 32
@@ -238,9 +254,10 @@ def _files_json(files: FileTable) -> dict[str, Any]:
         "size": _ints_json(files.sizes),
         "mtime_ns": _ints_json(files.mtimes),
     }
-    if files.etags is not None:
-        tags = [t or "" for t in files.etags]
-        out["etag"] = tags if len(files) <= PACK_ABOVE else _pack("\0".join(tags).encode())
+    for key, column in (("etag", files.etags), ("checksum", files.checksums)):
+        if column is not None:
+            texts = [t or "" for t in column]
+            out[key] = texts if len(files) <= PACK_ABOVE else _pack("\0".join(texts).encode())
     return out
 
 
@@ -276,6 +293,39 @@ def load_manifest(
         raise ManifestError(msg) from e
     m = from_json(doc, base=where, name=name, root=root, allow_outside_root=allow_outside_root)
     return replace(m, storage_options=options, allow_outside_root=allow_outside_root)
+
+
+ManifestLike = Manifest | str | os.PathLike[str]
+
+
+def as_manifest(
+    manifest: ManifestLike,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Manifest:
+    """A manifest object, loaded from a path or URL if need be, re-rooted onto ``root``.
+
+    ``root`` is a copy of the images (a folder or a URL, e.g. a mirror); ``storage_options``
+    reach remote manifests and roots; ``allow_outside_root`` lets entries and links lead out
+    of the root (only for manifests you trust).
+    """
+    if not isinstance(manifest, Manifest):
+        return load_manifest(
+            manifest,
+            root=root,
+            allow_outside_root=allow_outside_root,
+            storage_options=storage_options,
+        )
+    changes: dict[str, Any] = {}
+    if root is not None:
+        changes["root"] = root_url(root)
+    if storage_options is not None:
+        changes["storage_options"] = dict(storage_options)
+    if allow_outside_root:
+        changes["allow_outside_root"] = True
+    return replace(manifest, **changes) if changes else manifest
 
 
 def from_json(
@@ -403,24 +453,28 @@ class _Validator:
         sizes = self.ints(doc.get("size"), count, "files.size")
         mtimes = self.ints(doc.get("mtime_ns"), count, "files.mtime_ns")
         self.check(bool((sizes >= 0).all()), "a file has a negative size")
-        etags = self.etags(doc.get("etag"), count)
+        etags = self.strings(doc.get("etag"), count, "files.etag", _ETAG)
+        sums = self.strings(doc.get("checksum"), count, "files.checksum", _CHECKSUM)
         if not allow_outside:
             if packed:  # split on NUL, so no path holds one: the bulk check is exact
                 check_all_relative(paths, self.name)
             else:
                 for p in paths:
                     check_relative(p, self.name)
-        return FileTable(paths, sizes, mtimes, etags)
+        return FileTable(paths, sizes, mtimes, etags, sums)
 
-    def etags(self, value: Any, count: int) -> list[str | None] | None:
+    def strings(
+        self, value: Any, count: int, what: str, form: re.Pattern[str]
+    ) -> list[str | None] | None:
+        """An optional column of short texts (etags, checksums); ``""`` stands for none."""
         if value is None:
             return None
         if isinstance(value, str):
-            value = self.unpack(value, count * 1024, "files.etag").decode("utf-8", "replace")
+            value = self.unpack(value, count * 1024, what).decode("utf-8", "replace")
             value = value.split("\0") if count else []
-        self.typed(value, list, "files.etag")
-        self.check(len(value) == count, "files.etag: length")
-        self.check(all(type(t) is str and len(t) <= 1024 for t in value), "files.etag")
+        self.typed(value, list, what)
+        self.check(len(value) == count, f"{what}: length")
+        self.check(all(type(t) is str and form.fullmatch(t) for t in value), what)
         return [t or None for t in value]
 
     def node(self, doc: Any, nfiles: int) -> Node:
@@ -518,34 +572,47 @@ def _parse_value(x: Any, kind: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class FileDiff:
-    """How two file tables differ, by relative path."""
+    """How two file tables differ, by relative path.
+
+    ``retimed`` lists files whose modification time changed while the check in use calls
+    them unchanged (same size, or same checksum): a copy or a ``touch``, not new content.
+    """
 
     added: tuple[str, ...]
     removed: tuple[str, ...]
     changed: tuple[str, ...]
     unchanged: int
+    retimed: tuple[str, ...] = ()
 
     @property
     def any(self) -> bool:
-        return bool(self.added or self.removed or self.changed)
+        return bool(self.added or self.removed or self.changed or self.retimed)
 
 
-def diff_files(old: FileTable, new: FileTable) -> FileDiff:
-    """Compare two file tables: added, removed, and changed (size, mtime or etag) paths.
+def diff_files(old: FileTable, new: FileTable, check: Check | str = "mtime") -> FileDiff:
+    """Compare two file tables with the freshness check ``check`` (see :func:`stale`).
 
     >>> from imagezarr.discover import FileEntry
     >>> a = FileTable.from_entries([FileEntry("a.png", 1, 1), FileEntry("b.png", 2, 2)])
     >>> b = FileTable.from_entries([FileEntry("b.png", 3, 2), FileEntry("c.png", 1, 1)])
     >>> diff_files(a, b)
-    FileDiff(added=('c.png',), removed=('a.png',), changed=('b.png',), unchanged=0)
+    FileDiff(added=('c.png',), removed=('a.png',), changed=('b.png',), unchanged=0, retimed=())
     """
-    before = {e.path: (e.size, e.mtime_ns, e.etag) for e in old}
-    after = {e.path: (e.size, e.mtime_ns, e.etag) for e in new}
-    common = before.keys() & after.keys()
-    changed = sorted(p for p in common if before[p] != after[p])
+    mode = normalize_check(check)
+    before = {p: i for i, p in enumerate(old.paths)}
+    after = {p: i for i, p in enumerate(new.paths)}
+    changed, retimed = [], []
+    for p in sorted(before.keys() & after.keys()):
+        was, now = old[before[p]], new[after[p]]
+        if stale(was, now.stat, mode) is not None:
+            changed.append(p)
+        elif not same_time(was.mtime_ns, now.mtime_ns):
+            retimed.append(p)
+    common = len(before.keys() & after.keys())
     return FileDiff(
         added=tuple(sorted(after.keys() - before.keys())),
         removed=tuple(sorted(before.keys() - after.keys())),
         changed=tuple(changed),
-        unchanged=len(common) - len(changed),
+        unchanged=common - len(changed),
+        retimed=tuple(retimed),
     )

@@ -13,7 +13,6 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline
 from .errors import ChunkReadError, SourceChangedError
 from .hierarchy import build_metadata, chunk_key, image_array_path
 from .layout import Node
-from .manifest import Manifest, load_manifest
+from .manifest import Manifest, ManifestLike, as_manifest
 from .roots import (
     READ_ERRORS,
     ChangedWhileReading,
@@ -38,14 +37,12 @@ from .roots import (
     FileStat,
     error_text,
     normalize_check,
-    root_url,
     stale,
 )
 
 __all__ = ["ImageZarrStore", "ManifestLike"]
 
 logger = logging.getLogger(__name__)
-ManifestLike = Manifest | str | os.PathLike[str]
 _FIX = (
     "run `imagezarr verify MANIFEST` to list every problem, then `imagezarr update MANIFEST` "
     "to accept the changes"
@@ -124,22 +121,12 @@ class ImageZarrStore(Store):
         ``storage_options`` reach remote manifests and roots; ``allow_outside_root`` lets
         entries and links lead out of the root (only for manifests you trust).
         """
-        if not isinstance(manifest, Manifest):
-            m = load_manifest(
-                manifest,
-                root=root,
-                allow_outside_root=allow_outside_root,
-                storage_options=storage_options,
-            )
-        else:
-            changes: dict[str, Any] = {}
-            if root is not None:
-                changes["root"] = root_url(root)
-            if storage_options is not None:
-                changes["storage_options"] = dict(storage_options)
-            if allow_outside_root:
-                changes["allow_outside_root"] = True
-            m = replace(manifest, **changes) if changes else manifest
+        m = as_manifest(
+            manifest,
+            root=root,
+            allow_outside_root=allow_outside_root,
+            storage_options=storage_options,
+        )
         return cls(m, check=check, pipeline=pipeline)
 
     def _setup(self) -> None:

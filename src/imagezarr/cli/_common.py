@@ -15,6 +15,7 @@ from rich.tree import Tree
 from ..manifest import Manifest
 
 __all__ = [
+    "check_option",
     "console",
     "human_bytes",
     "lazy_progress",
@@ -138,7 +139,14 @@ def echo_tree(tree: Tree) -> None:
     console.print(tree)
 
 
-quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+check_option = click.option(
+    "--check",
+    type=click.Choice(["mtime", "size", "checksum", "none"]),
+    default="mtime",
+    show_default=True,
+    help="How a file counts as unchanged: size + modification time; size only (copies that "
+    "lost their times); the checksums recorded by scan --checksum; or not at all.",
+)
 
 remote_options = click.option(
     "-O",

@@ -9,7 +9,7 @@ import click
 from ..export import FORMATS
 from ..export import export as run_export
 from ..manifest import load_manifest
-from ._common import console, lazy_progress
+from ._common import check_option, console, lazy_progress
 
 PROGRESS_LABELS = {"zarr": "copying images", "links": "linking images", "icechunk": "referencing"}
 
@@ -40,6 +40,7 @@ PROGRESS_LABELS = {"zarr": "copying images", "links": "linking images", "icechun
 )
 @click.option("--level", type=int, default=3, show_default=True, help="zarr: zstd level.")
 @click.option("--ome", is_flag=True, help="zarr: add OME-Zarr 0.5 multiscales metadata.")
+@check_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 def export(
     manifest: str,
@@ -55,6 +56,7 @@ def export(
     compressor: str,
     level: int,
     ome: bool,
+    check: str,
     quiet: bool,
 ) -> None:
     """Export MANIFEST to OUTPUT in the chosen format (see docs/export.md)."""
@@ -75,6 +77,8 @@ def export(
     elif shards is not None or ome:
         msg = "--shards and --ome apply to --format zarr only"
         raise click.UsageError(msg)
+    if fmt != "kerchunk":  # references are not checked when written; readers check nothing
+        options["check"] = check
     with lazy_progress(PROGRESS_LABELS.get(fmt, "exporting"), quiet=quiet) as progress:
         if fmt in PROGRESS_LABELS:
             options["progress"] = progress

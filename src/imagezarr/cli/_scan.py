@@ -135,6 +135,11 @@ def _preset(
 @click.option("--workers", type=int, help="Header probes in flight (default: adaptive).")
 @click.option("--scheduler", help="dask.distributed scheduler address to spread probes over.")
 @click.option("--allow-outside-root", is_flag=True, help="Follow symbolic links that leave SOURCE.")
+@click.option(
+    "--checksum",
+    is_flag=True,
+    help="Record a content checksum per file (reads every byte) for --check checksum.",
+)
 @click.option("--absolute-root", is_flag=True, help="Record the root as an absolute path.")
 @click.option("--force", is_flag=True, help="Allow writing the manifest inside the source folder.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
@@ -161,6 +166,7 @@ def scan(
     workers: int | None,
     scheduler: str | None,
     allow_outside_root: bool,
+    checksum: bool,
     absolute_root: bool,
     force: bool,
     quiet: bool,
@@ -190,6 +196,7 @@ def scan(
             workers=workers,
             client=scheduler,
             allow_outside_root=allow_outside_root,
+            checksum=checksum,
         )
     out = m.save(output, absolute_root=absolute_root, force=force)
     if not quiet:

@@ -6,6 +6,7 @@ import click
 
 from .. import api
 from ._common import (
+    check_option,
     console,
     echo_tree,
     lazy_progress,
@@ -24,15 +25,29 @@ from ._common import (
     help="Write the new manifest here instead of replacing MANIFEST.",
 )
 @click.option("--dry-run", is_flag=True, help="Only report what changed; write nothing.")
+@click.option(
+    "--root", help="Scan this folder (a moved or copied root) instead of the recorded one."
+)
+@click.option("--force", is_flag=True, help="Allow writing OUTPUT inside the source folder.")
+@check_option
 @remote_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def update(
-    manifest: str, output: str | None, dry_run: bool, options: tuple[str, ...], quiet: bool
+    manifest: str,
+    output: str | None,
+    dry_run: bool,
+    root: str | None,
+    force: bool,
+    check: str,
+    options: tuple[str, ...],
+    quiet: bool,
 ) -> None:
     """Re-scan the images MANIFEST describes, with the layout it recorded; report the changes."""
     with lazy_progress("probing headers", quiet=quiet) as progress:
         new, diff = api.update(
             manifest,
+            check=check,  # type: ignore[arg-type]
+            root=root,
             storage_options=storage_options(options),
             progress=progress,  # type: ignore[arg-type]
         )
@@ -40,17 +55,20 @@ def update(
         ("added", diff.added),
         ("removed", diff.removed),
         ("changed", diff.changed),
+        ("retimed", diff.retimed),
     ):
         for p in paths[:20]:
             console.print(f"{what:8} {p}", soft_wrap=True)
         if len(paths) > 20:
             console.print(f"{what:8} ... and {len(paths) - 20} more")
+    retimed = f" ({len(diff.retimed)} with only a new modification time)" if diff.retimed else ""
     console.print(
         f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed, "
-        f"{diff.unchanged} unchanged"
+        f"{diff.unchanged} unchanged{retimed}"
     )
     if dry_run:
         return
-    out = new.save(output or manifest, force=True)
+    # replacing the manifest where it already is needs no permission; a new output does
+    out = new.save(output or manifest, force=force or output is None)
     if not quiet:
         echo_tree(summary_tree(new, title=str(out)))

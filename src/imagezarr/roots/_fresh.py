@@ -101,7 +101,8 @@ def stale(
     recorded in ``entry``; ``None`` when it is.
 
     ``data`` is checked against the recorded size, and, with ``check="checksum"``, against
-    the recorded hash; without ``data`` a checksum check compares sizes only.
+    the recorded hash (or ``now.checksum`` is, when a rescan computed one); with neither, a
+    checksum check compares sizes only.
 
     >>> e = FileEntry("a.png", 10, 2_000_000_000_123)
     >>> stale(e, FileStat(10, 2_000_000_000_123), "mtime") is None
@@ -119,7 +120,8 @@ def stale(
     if check == "checksum":
         if entry.checksum is None:
             return "no checksum recorded: re-scan with --checksum (checksum=True) to use it"
-        if data is not None and (found := checksum(data)) != entry.checksum:
+        found = checksum(data) if data is not None else now.checksum
+        if found is not None and found != entry.checksum:
             return f"content: checksum {entry.checksum} in the manifest, now {found}"
         return None
     if check == "mtime":

@@ -9,11 +9,13 @@ __all__ = ["FileEntry", "FileStat"]
 
 @dataclass(frozen=True, slots=True)
 class FileStat:
-    """Size in bytes, modification time in integer nanoseconds, and the etag when known."""
+    """Size in bytes, modification time in integer nanoseconds, the etag when known, and the
+    content checksum when one was computed."""
 
     size: int
     mtime_ns: int
     etag: str | None = None
+    checksum: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +32,8 @@ class FileEntry:
     mtime_ns: int
     etag: str | None = None
     checksum: str | None = None
+
+    @property
+    def stat(self) -> FileStat:
+        """What a fresh stat of this file would say, to compare two scans with ``stale``."""
+        return FileStat(self.size, self.mtime_ns, self.etag, self.checksum)

@@ -115,7 +115,9 @@ def test_rewritten_and_deleted_objects_fail_naming_the_key(s3, bucket, experimen
     s3["client"].put_object(Bucket="lab", Key=f"{key}/{names[0]}", Body=body)
     s3["client"].delete_object(Bucket="lab", Key=f"{key}/{names[1]}")
     node = m.node("")
-    where = {m.files.paths[i]: tuple(np.argwhere(node.file_index == i)[0]) for i in range(len(m.files))}
+    where = {
+        m.files.paths[i]: tuple(np.argwhere(node.file_index == i)[0]) for i in range(len(m.files))
+    }
     with pytest.raises(SourceChangedError, match=rf"{names[0]}: file changed since the scan"):
         arr[where[names[0]]]
     with pytest.raises(ChunkReadError, match=rf"{names[1]}: object is missing"):

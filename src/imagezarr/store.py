@@ -122,7 +122,8 @@ class ImageZarrStore(Store):
             and (a.root, a.files, a.created) == (b.root, b.files, b.created)
             and [n.path for n in a.nodes] == [n.path for n in b.nodes]
             and all(
-                np.array_equal(x.file_index, y.file_index) for x, y in zip(a.nodes, b.nodes, strict=True)
+                np.array_equal(x.file_index, y.file_index)
+                for x, y in zip(a.nodes, b.nodes, strict=True)
             )
         )
 

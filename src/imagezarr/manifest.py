@@ -22,7 +22,7 @@ import imagecodecs
 import numpy as np
 
 from .discover import FileTable
-from .errors import ManifestError, ManifestVersionError, UnsafePathError
+from .errors import LayoutError, ManifestError, ManifestVersionError, UnsafePathError
 from .io import READ_ERRORS, ObjectRoot, error_text, is_url
 from .layout import Coord, LayoutSpec, Node
 from .paths import check_all_relative, check_relative
@@ -315,7 +315,11 @@ def from_json(
         given = os.fspath(root)
         top = given.rstrip("/") if is_url(given) else os.path.abspath(given)
     files = v.files(doc.get("files"), allow_outside_root)
-    layout = LayoutSpec.from_json(v.typed(doc.get("layout"), dict, "layout"))
+    try:
+        layout = LayoutSpec.from_json(v.typed(doc.get("layout"), dict, "layout"))
+    except LayoutError as e:
+        msg = f"{name}: invalid manifest: layout: {e}"
+        raise ManifestError(msg) from e
     groups = v.typed(doc.get("groups"), list, "groups")
     nodes = tuple(v.node(g, len(files)) for g in groups)
     return Manifest(

@@ -257,7 +257,9 @@ def _preset_hint(spec: LayoutSpec, path: str) -> str:
     preset = spec.preset or {}
     terms = preset.get("filename_metadata")
     delimiter = preset.get("delimiter")
-    if preset.get("name") != "plantcv" or not terms or not isinstance(delimiter, str):
+    # the preset's record is free-form JSON: a hint from a hostile one is left out, not raised
+    plantcv = preset.get("name") == "plantcv" and isinstance(terms, list | tuple)
+    if not plantcv or not terms or not isinstance(delimiter, str):
         return ""
     stem = _subject(path, "stem")
     if len(delimiter) != 1:

@@ -8,10 +8,11 @@ matching file names is :mod:`.match`'s job, building the arrays :mod:`.arrange`'
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from ..errors import LayoutError
 
@@ -33,6 +34,8 @@ Derivation = str | Callable[[Mapping[str, Any]], Any]
 RESERVED = ("y", "x", "c", "z", "path", "present", "image")
 MAX_EXAMPLES = 5
 CALLABLE_PREFIX = "callable:"
+# the directives datetime.strptime reads (CPython's _strptime.TimeRE)
+STRPTIME_DIRECTIVES = frozenset("aAbBcdfGHIjmMpSuUVwWxXyYzZ%")
 
 
 class LayoutWarning(UserWarning):
@@ -63,9 +66,13 @@ def parse_type(spec: str) -> FieldType:
     >>> parse_type("%Y%m%dT%H%M%S")
     FieldType(kind='datetime', fmt='%Y%m%dT%H%M%S')
     """
+    if not isinstance(spec, str):
+        msg = f"a field type must be a string such as 'int', not {_what(spec)}"
+        raise LayoutError(msg)
     if spec in ("int", "float", "str"):
         return FieldType(spec)  # type: ignore[arg-type]
     if "%" in spec:
+        _check_strptime(spec)
         return FieldType("datetime", spec)
     msg = (
         f"unknown field type {spec!r}: use int, float, str, or a strptime format such as "
@@ -74,8 +81,17 @@ def parse_type(spec: str) -> FieldType:
     raise LayoutError(msg)
 
 
-def _text_map(doc: Mapping[str, Any] | None) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (doc or {}).items()}
+def _check_strptime(fmt: str) -> None:
+    # read here rather than by a trial strptime: that would cache the format and so swallow
+    # the DeprecationWarning strptime gives a format with a day but no year when first used
+    at = fmt.find("%")
+    while at != -1:
+        code = fmt[at + 1 : at + 2]
+        if code not in STRPTIME_DIRECTIVES:
+            bad = f"'%{code}' is not a strptime directive" if code else "it ends in a lone '%'"
+            msg = f"field type {fmt!r}: {bad}; write '%%' for a literal '%'"
+            raise LayoutError(msg)
+        at = fmt.find("%", at + 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +133,18 @@ class Table:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Table:
-        cols = doc.get("columns")
+        """Read :meth:`to_json`'s document; raise :class:`LayoutError` naming a bad key."""
+        return cls._read(_Reader(doc, "table"))
+
+    @classmethod
+    def _read(cls, doc: _Reader) -> Table:
         return cls(
-            path=str(doc["path"]),
-            file=str(doc["file"]),
-            split=_text_map(doc.get("split")),
-            columns=None if cols is None else _text_map(cols),
-            ignore_extension=bool(doc.get("ignore_extension", False)),
-            on_missing=doc.get("on_missing", "error"),
+            path=doc.text("path", required=True),
+            file=doc.text("file", required=True),
+            split=doc.text_map("split") or {},
+            columns=doc.text_map("columns"),
+            ignore_extension=doc.flag("ignore_extension", False),
+            on_missing=doc.choice("on_missing", ("error", "warn")),
         )
 
 
@@ -158,13 +178,17 @@ class Lookup:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Lookup:
-        cols = doc.get("columns")
+        """Read :meth:`to_json`'s document; raise :class:`LayoutError` naming a bad key."""
+        return cls._read(_Reader(doc, "lookup"))
+
+    @classmethod
+    def _read(cls, doc: _Reader) -> Lookup:
         return cls(
-            path=str(doc["path"]),
-            key=str(doc["key"]),
-            column=doc.get("column"),
-            columns=None if cols is None else _text_map(cols),
-            on_missing=doc.get("on_missing", "error"),
+            path=doc.text("path", required=True),
+            key=doc.text("key", required=True),
+            column=doc.text("column"),
+            columns=doc.text_map("columns"),
+            on_missing=doc.choice("on_missing", ("error", "warn")),
         )
 
 
@@ -269,26 +293,35 @@ class LayoutSpec:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> LayoutSpec:
-        dims = doc.get("dims")
-        ranges = doc.get("ranges") or {}
-        return cls(
-            pattern=doc.get("pattern"),
-            glob=doc.get("glob"),
-            types=dict(doc.get("types") or {}),
-            dims=None if dims is None else tuple(dims),
-            group_by=tuple(doc.get("group_by") or ()),
-            on_unmatched=doc.get("on_unmatched", "error"),
-            target=doc.get("target", "auto"),
-            search=bool(doc.get("search", False)),
-            recursive=bool(doc.get("recursive", True)),
-            tables=tuple(Table.from_json(t) for t in doc.get("tables") or ()),
-            filters={str(k): tuple(map(str, v)) for k, v in (doc.get("filters") or {}).items()},
-            ranges={str(k): (v[0], v[1]) for k, v in ranges.items()},
-            derived={str(k): str(v) for k, v in (doc.get("derived") or {}).items()},
-            lookups=tuple(Lookup.from_json(lk) for lk in doc.get("lookups") or ()),
-            preset=doc.get("preset"),
-            extensions=None if doc.get("extensions") is None else tuple(doc["extensions"]),
+        """Read and :meth:`validate` :meth:`to_json`'s document.
+
+        Every key is checked (a missing or ``null`` key takes its default): a manifest may come
+        from anywhere, so anything else raises a :class:`LayoutError` naming the key, such as
+        ``tables[0].split.tiles must be a string, not a number``.
+        """
+        d = _Reader(doc, "")
+        filters = d.object("filters") or _Reader({}, "filters")
+        ranges = d.object("ranges") or _Reader({}, "ranges")
+        spec = cls(
+            pattern=d.text("pattern"),
+            glob=d.text("glob"),
+            types=d.text_map("types") or {},
+            dims=d.texts("dims"),
+            group_by=d.texts("group_by") or (),
+            on_unmatched=d.choice("on_unmatched", ("error", "skip")),
+            target=d.choice("target", ("auto", "path", "name", "stem")),
+            search=d.flag("search", False),
+            recursive=d.flag("recursive", True),
+            tables=tuple(Table._read(t) for t in d.objects("tables")),
+            filters={k: filters.texts(k, required=True) or () for k in filters},
+            ranges={k: ranges.bounds(k) for k in ranges},
+            derived=d.text_map("derived") or {},
+            lookups=tuple(Lookup._read(lk) for lk in d.objects("lookups")),
+            preset=None if (preset := d.object("preset")) is None else dict(preset.doc),
+            extensions=d.texts("extensions"),
         )
+        spec.validate()
+        return spec
 
     def validate(self, table_fields: Sequence[str] | None = None) -> None:
         """Check the spec is self-consistent; raise :class:`LayoutError` naming the problem.
@@ -305,7 +338,16 @@ class LayoutSpec:
                 raise LayoutError(msg)
         for item in (*self.tables, *self.lookups):
             if item.on_missing not in ("error", "warn"):
-                msg = f"on_missing must be 'error' or 'warn', not {item.on_missing!r}"
+                kind = "lookup" if isinstance(item, Lookup) else "table"
+                msg = (
+                    f"{kind} {item.path!r}: on_missing must be 'error' or 'warn', "
+                    f"not {item.on_missing!r}"
+                )
+                raise LayoutError(msg)
+        for table in self.tables:
+            empty = [c for c, sep in table.split.items() if not sep]
+            if empty:
+                msg = f"table {table.path!r}: split {empty} needs a separator such as ';'"
                 raise LayoutError(msg)
         needs = self.group_by or self.dims or self.types
         if self.pattern is None and not self.tables and needs:
@@ -317,7 +359,11 @@ class LayoutSpec:
         for name, how in self.derived.items():
             if isinstance(how, str) and not how.startswith(CALLABLE_PREFIX):
                 _parse_derivation(name, how)
+            elif not isinstance(how, str) and not callable(how):
+                msg = f"derived field {name!r} must be a text or a callable, not {_what(how)}"
+                raise LayoutError(msg)
         names = self.fields(table_fields or ())
+        known = set(names)
         unknown_ok = bool(self.tables) and table_fields is None
         lookup_ok = any(lk.columns is None for lk in self.lookups)
         listed = [
@@ -329,7 +375,7 @@ class LayoutSpec:
             ("lookup keys", tuple(lk.key for lk in self.lookups), False),
         ]
         for what, given, lenient in listed:
-            unknown = [f for f in given if f not in names]
+            unknown = [f for f in given if f not in known]
             if unknown and not unknown_ok and not lenient:
                 msg = (
                     f"{what} names {unknown} but the layout's fields are {names}: add a named "
@@ -343,7 +389,7 @@ class LayoutSpec:
         if len(set(self.outer_dims())) != len(self.outer_dims()):
             msg = f"dims {list(self.outer_dims())} name a field twice"
             raise LayoutError(msg)
-        twice = sorted({f for f in names if names.count(f) > 1})
+        twice = sorted(f for f, n in Counter(names).items() if n > 1)
         if twice:
             msg = f"fields {twice} are defined twice (pattern, table, derived or lookup): rename"
             raise LayoutError(msg)
@@ -351,14 +397,28 @@ class LayoutSpec:
         if clash:
             msg = f"field names {clash} are reserved ({', '.join(RESERVED)}): rename"
             raise LayoutError(msg)
-        for t in self.types.values():
-            parse_type(t)
+        types: dict[str, FieldType] = {}
+        for name, t in self.types.items():
+            try:
+                types[name] = parse_type(t)
+            except LayoutError as e:
+                msg = f"types.{name}: {e}"
+                raise LayoutError(msg) from None
+        for name, bounds in self.ranges.items():
+            ftype = types.get(name, FieldType("str"))
+            for bound in (b for b in bounds if b is not None):
+                try:
+                    ftype.convert(bound)
+                except (TypeError, ValueError) as e:
+                    shown = ftype.fmt if ftype.kind == "datetime" else ftype.kind
+                    msg = f"ranges.{name}: bound {bound!r} is not {shown}: {e}"
+                    raise LayoutError(msg) from None
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
-    except re.error as e:
+    except (re.error, RecursionError, OverflowError) as e:
         msg = f"invalid pattern {pattern!r}: {e}"
         raise LayoutError(msg) from e
 
@@ -385,3 +445,114 @@ def _parse_derivation(name: str, how: str) -> tuple[str, str, str | time]:
         msg = f"derived field {name!r}: day boundary {arg!r} is not a time such as 20:00"
         raise LayoutError(msg) from e
     return verb, source, boundary
+
+
+def _what(value: Any) -> str:
+    """The JSON kind of ``value``, for messages: not its text, which may be huge."""
+    for kind, name in ((bool, "true/false"), (str, "a string"), (int | float, "a number")):
+        if isinstance(value, kind):
+            return name
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return "null" if value is None else type(value).__name__
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+class _Reader:
+    """Typed reads from one JSON object; every error names the key, as ``tables[0].split``.
+
+    A missing or ``null`` key gives the default: :meth:`LayoutSpec.to_json` leaves out the
+    keys it does not use.
+    """
+
+    def __init__(self, doc: Any, where: str) -> None:
+        if not isinstance(doc, Mapping):
+            self._fail(where or "the layout", "an object", doc)
+        odd = [k for k in doc if not isinstance(k, str)]
+        if odd:
+            msg = f"{where or 'the layout'} has a key that is not a string: {_short(repr(odd[0]))}"
+            raise LayoutError(msg)
+        self.doc: Mapping[str, Any] = doc
+        self.where = where
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.doc)
+
+    def name(self, key: str) -> str:
+        return f"{self.where}.{_short(key)}" if self.where else _short(key)
+
+    @staticmethod
+    def _fail(name: str, expected: str, value: Any) -> NoReturn:
+        msg = f"{name} must be {expected}, not {_what(value)}"
+        raise LayoutError(msg)
+
+    def _get(self, key: str, kind: Any, expected: str, required: bool) -> Any:
+        value = self.doc.get(key)
+        if value is None and required:
+            self._fail(self.name(key), expected, value)
+        # JSON's true is no number: bool, an int to Python, passes only where asked for
+        if value is not None and (
+            not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)
+        ):
+            self._fail(self.name(key), expected, value)
+        return value
+
+    def text(self, key: str, *, required: bool = False) -> Any:
+        value = self._get(key, str, "a string", required)
+        if required and not value:
+            msg = f"{self.name(key)} must not be empty"
+            raise LayoutError(msg)
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self._get(key, bool, "true or false", False)
+        return default if value is None else value
+
+    def choice(self, key: str, allowed: tuple[str, ...]) -> Any:
+        value = self.text(key)
+        if value is None:
+            return allowed[0]
+        if value not in allowed:
+            msg = f"{self.name(key)} must be one of {list(allowed)}, not {_short(repr(value))}"
+            raise LayoutError(msg)
+        return value
+
+    def texts(self, key: str, *, required: bool = False) -> tuple[str, ...] | None:
+        items = self._get(key, list | tuple, "a list of strings", required)
+        if items is None:
+            return None
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                self._fail(f"{self.name(key)}[{i}]", "a string", item)
+        return tuple(items)
+
+    def object(self, key: str) -> _Reader | None:
+        value = self._get(key, Mapping, "an object", False)
+        return None if value is None else _Reader(value, self.name(key))
+
+    def objects(self, key: str) -> list[_Reader]:
+        items = self._get(key, list | tuple, "a list of objects", False) or ()
+        return [_Reader(item, f"{self.name(key)}[{i}]") for i, item in enumerate(items)]
+
+    def text_map(self, key: str) -> dict[str, str] | None:
+        """An object of strings, such as ``{column: field}``."""
+        obj = self.object(key)
+        if obj is None:
+            return None
+        for k, value in obj.doc.items():
+            if not isinstance(value, str):
+                self._fail(obj.name(k), "a string", value)
+        return dict(obj.doc)
+
+    def bounds(self, key: str) -> tuple[str | None, str | None]:
+        """``[low, high]``, each a string or ``null`` for open."""
+        value = self.doc.get(key)
+        ok = isinstance(value, list | tuple) and len(value) == 2
+        if not ok or any(b is not None and not isinstance(b, str) for b in value):
+            self._fail(self.name(key), "[low, high], each a string or null", value)
+        return value[0], value[1]

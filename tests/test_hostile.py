@@ -109,7 +109,7 @@ def test_non_utf8_file_names_are_named_not_crashed_on(tmp_path):
 
 @pytest.mark.parametrize("value", ["zarr.json", ".", ".."])
 def test_group_values_that_would_hide_nodes_are_refused(value):
-    from imagezarr.layout import _group_name
+    from imagezarr.layout.arrange import _group_name
 
     with pytest.raises(LayoutError, match="cannot name a zarr group"):
         _group_name([value])

@@ -7,6 +7,7 @@ on ordinary and on hostile input.
 
 from __future__ import annotations
 
+import importlib
 import random
 import re
 import struct
@@ -19,12 +20,15 @@ import numpy as np
 import pytest
 
 import imagezarr
-from imagezarr import layout
 from imagezarr.discover import FileEntry, discover
-from imagezarr.errors import LayoutError, ProbeError
+from imagezarr.errors import DuplicateIndexError, LayoutError, ProbeError
+from imagezarr.layout import match as layout_match
 from imagezarr.probe import _many, _png, probe_bytes
 from imagezarr.roots import LocalRoot
 from imagezarr.roots import _local as roots_local
+
+# the module: the package's own attribute `arrange` is the function it re-exports
+layout_arrange = importlib.import_module("imagezarr.layout.arrange")
 
 
 def chunk(kind: bytes, data: bytes = b"") -> bytes:
@@ -192,7 +196,7 @@ def test_scan_same_manifest_without_fast_paths(
     fast = imagezarr.scan(tmp_path, **options).to_json()
     with monkeypatch.context() as m:
         general(m)
-        m.setattr(layout, "_fill_unique", lambda chunks, members, positions: False)
+        m.setattr(layout_arrange, "_fill_unique", lambda chunks, members, positions: False)
         slow = imagezarr.scan(tmp_path, **options).to_json()
     fast.pop("created")
     slow.pop("created")
@@ -202,11 +206,11 @@ def test_scan_same_manifest_without_fast_paths(
 def test_duplicate_slots_raise_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     psii_folder(tmp_path)
     only_plant = r"(?P<plant>\w+?)_\w+\.png"  # no other field: the one-go fill is tried first
-    with pytest.raises(layout.DuplicateIndexError) as fast:
+    with pytest.raises(DuplicateIndexError) as fast:
         imagezarr.scan(tmp_path, pattern=only_plant)
     with monkeypatch.context() as m:
-        m.setattr(layout, "_fill_unique", lambda chunks, members, positions: False)
-        with pytest.raises(layout.DuplicateIndexError) as slow:
+        m.setattr(layout_arrange, "_fill_unique", lambda chunks, members, positions: False)
+        with pytest.raises(DuplicateIndexError) as slow:
             imagezarr.scan(tmp_path, pattern=only_plant)
     assert str(fast.value) == str(slow.value)
     assert str(fast.value).startswith("3 slot(s) of array 'image' with dims ['plant'] have more")
@@ -227,19 +231,19 @@ def test_natural_key_ascii_shortcut_matches_casefold_per_part() -> None:
     alphabet = "aZk_-./ 0123456789" + "\u017f\u212a\u0130\u0131\u00df\u0663"
     for _ in range(5000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
-        assert layout.natural_key(text) == reference_natural_key(text)
+        assert layout_match.natural_key(text) == reference_natural_key(text)
 
 
 def test_kind_shortcut_keeps_bool_and_mixed_rules() -> None:
-    assert layout._kind(["a", "b"]) == "str"
-    assert layout._kind([1, 2]) == "int"
-    assert layout._kind([1, 2.5]) == "float"
-    assert layout._kind([True, False]) == "str"
+    assert layout_arrange._kind(["a", "b"]) == "str"
+    assert layout_arrange._kind([1, 2]) == "int"
+    assert layout_arrange._kind([1, 2.5]) == "float"
+    assert layout_arrange._kind([True, False]) == "str"
     with pytest.raises(LayoutError, match=r"field 'x' mixes value kinds \['int', 'str'\]"):
-        layout._kind([1, "a"], "x")
+        layout_arrange._kind([1, "a"], "x")
 
 
 def test_sorted_labels_follow_sort_key() -> None:
     values = ["A10", "a2", "A1", "A10", "b", None]
-    assert layout._sorted_labels(values) == sorted(set(values), key=layout._sort_key)
-    assert layout._sorted_labels(["A10", "a2"]) == ["a2", "A10"]
+    assert layout_arrange._sorted_labels(values) == sorted(set(values), key=layout_match._sort_key)
+    assert layout_arrange._sorted_labels(["A10", "a2"]) == ["a2", "A10"]

@@ -24,7 +24,7 @@ import numpy as np
 
 from ._version import __version__
 from .discover import FileTable
-from .errors import ManifestError, ManifestVersionError, UnsafePathError
+from .errors import LayoutError, ManifestError, ManifestVersionError, UnsafePathError
 from .layout import Coord, LayoutSpec, Node
 from .paths import check_all_relative, check_relative, is_inside
 from .probe import ImageInfo
@@ -351,7 +351,11 @@ def from_json(
     else:  # a root given by the caller is relative to the current directory, like any path
         top = root_url(root)
     files = v.files(doc.get("files"), allow_outside_root)
-    layout = LayoutSpec.from_json(v.typed(doc.get("layout"), dict, "layout"))
+    try:
+        layout = LayoutSpec.from_json(v.typed(doc.get("layout"), dict, "layout"))
+    except LayoutError as e:
+        msg = f"{name}: invalid manifest: layout: {e}"
+        raise ManifestError(msg) from e
     groups = v.typed(doc.get("groups"), list, "groups")
     nodes = tuple(v.node(g, len(files)) for g in groups)
     return Manifest(

@@ -1,0 +1,322 @@
+"""Stage 3, layout: matched files → groups, arrays, dims and coordinates.
+
+Pure: takes values, returns values, touches no file. :func:`arrange` turns matched files and
+their probed :class:`ImageInfo` into :class:`Node`\\ s, one per group, each holding one image
+array with labeled outer dims; a field that is not a dim becomes a coordinate over the
+fewest dims that determine it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import DuplicateIndexError, InconsistentImagesError, LayoutError
+from ..probe import ImageInfo
+from .match import _sort_key, natural_key
+from .spec import MAX_EXAMPLES, LayoutSpec, Value
+
+__all__ = ["Coord", "Node", "arrange"]
+
+
+@dataclass(frozen=True, slots=True)
+class Coord:
+    """A coordinate: its dims and its values, flat in C order; ``None`` marks a hole."""
+
+    dims: tuple[str, ...]
+    kind: Literal["int", "float", "str", "datetime"]
+    values: tuple[Value | None, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Node:
+    """One group of the hierarchy and its image array.
+
+    ``file_index`` has the outer shape and holds, per slot, the index of the file in the manifest's
+    file table, or -1 for a hole.
+    """
+
+    path: str
+    attrs: Mapping[str, Any]
+    dims: tuple[str, ...]
+    image: ImageInfo
+    coords: Mapping[str, Coord]
+    file_index: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.file_index.shape)
+
+    @property
+    def image_dims(self) -> tuple[str, ...]:
+        """Outer dims followed by the image's own axes: ``y, x`` and ``c`` for channels."""
+        return self.dims + self.image.dims
+
+
+def _kind_of(v: Value) -> str:
+    if isinstance(v, datetime):
+        return "datetime-tz" if v.tzinfo is not None else "datetime"
+    if isinstance(v, bool | str):
+        return "str"
+    return "int" if isinstance(v, int) else "float"
+
+
+_PLAIN_KINDS: dict[type, Literal["int", "float", "str"]] = {int: "int", float: "float", str: "str"}
+
+
+def _kind(values: Sequence[Value], name: str = "") -> Literal["int", "float", "str", "datetime"]:
+    """The one kind all values share; ints mixed with floats are floats; else LayoutError."""
+    exact = {type(v) for v in values}
+    if len(exact) == 1 and (kind := _PLAIN_KINDS.get(exact.pop())) is not None:
+        return kind  # one plain type: a set of types is much cheaper than a kind per value
+    kinds = {_kind_of(v) for v in values} or {"str"}
+    if kinds == {"int", "float"}:
+        return "float"
+    if kinds == {"datetime-tz"}:
+        return "datetime"
+    if len(kinds) > 1:
+        examples = {_kind_of(v): v for v in values}
+        msg = (
+            f"field {name!r} mixes value kinds {sorted(kinds)} (e.g. "
+            + ", ".join(f"{v!r}" for v in examples.values())
+            + "); one field needs one kind: give it a type, or make the derivation or lookup "
+            "return one kind"
+        )
+        raise LayoutError(msg)
+    return kinds.pop()  # type: ignore[return-value]
+
+
+def _group_name(values: Sequence[Value]) -> str:
+    parts = []
+    for v in values:
+        text = v.isoformat() if isinstance(v, datetime) else str(v)
+        # zarr node names may not contain "/" nor start with "__"
+        text = text.replace("/", "_") or "_"
+        if text in ("zarr.json", ".", ".."):
+            msg = (
+                f"group value {text!r} cannot name a zarr group (it would hide or escape "
+                "other nodes); choose another group_by field or map the value with a lookup"
+            )
+            raise LayoutError(msg)
+        parts.append("g" + text if text.startswith("__") else text)
+    return "/".join(parts)
+
+
+def arrange(
+    paths: Sequence[str],
+    fields: Sequence[Mapping[str, Value]],
+    infos: Sequence[ImageInfo],
+    spec: LayoutSpec,
+) -> list[Node]:
+    """Arrange files into groups of labeled grids.
+
+    ``paths[i]``, ``fields[i]`` and ``infos[i]`` describe file ``i`` (its index in the file
+    table). Raises :class:`DuplicateIndexError` or :class:`InconsistentImagesError`.
+    """
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    if not spec.group_by:
+        groups[()] = list(range(len(fields)))
+    for i, f in enumerate(fields if spec.group_by else ()):
+        groups.setdefault(tuple(f[g] for g in spec.group_by), []).append(i)
+    nodes = []
+    names: dict[str, tuple[Any, ...]] = {}
+    for key in sorted(groups, key=lambda k: tuple(_sort_key(v) for v in k)):
+        path = _group_name(key) if spec.group_by else ""
+        if path in names:
+            msg = (
+                f"group values {names[path]} and {key} give the same group name {path!r}: "
+                "choose another group_by field"
+            )
+            raise LayoutError(msg)
+        names[path] = key
+        attrs = {g: _jsonable(v) for g, v in zip(spec.group_by, key, strict=True)}
+        nodes.append(_build_node(path, attrs, groups[key], paths, fields, infos, spec))
+    return nodes
+
+
+def _jsonable(v: Value) -> Any:
+    return v.isoformat() if isinstance(v, datetime) else v
+
+
+def _build_node(
+    path: str,
+    attrs: Mapping[str, Any],
+    members: Sequence[int],
+    paths: Sequence[str],
+    fields: Sequence[Mapping[str, Value]],
+    infos: Sequence[ImageInfo],
+    spec: LayoutSpec,
+) -> Node:
+    where = f"array {path + '/image' if path else 'image'!r}"
+    image = _common_image(where, members, paths, infos)
+    dims = spec.outer_dims()
+    columns = {d: [fields[i][d] for i in members] for d in dims}
+    for d in dims:
+        _kind([v for v in columns[d] if v is not None], d)  # one kind, so values sort
+    labels = {d: _sorted_labels(columns[d]) for d in dims}
+    shape = tuple(len(labels[d]) for d in dims)
+    chunks = np.full(shape, -1, dtype=np.int64)
+    # per dim, the label position of every member; zipped, the slot of every member
+    positions = []
+    for d in dims:
+        where_of = {v: k for k, v in enumerate(labels[d])}
+        positions.append([where_of[v] for v in columns[d]])
+    others = [f for f in (fields[members[0]] if members else {}) if f not in dims]
+    others = [f for f in others if f not in spec.group_by]
+    if not others and _fill_unique(chunks, members, positions):
+        slots: dict[tuple[int, ...], list[int]] = {}  # not needed: no field left to place
+    else:
+        slots = _fill_slots(chunks, members, positions)
+    clashes = [(idx, files) for idx, files in slots.items() if len(files) > 1]
+    if clashes:
+        _raise_duplicates(where, dims, labels, clashes, paths)
+    coords: dict[str, Coord] = {
+        d: Coord((d,), _kind([v for v in labels[d] if v is not None], d), tuple(labels[d]))
+        for d in dims
+    }
+    for name in others:
+        coords[name] = _smallest_coord(name, dims, shape, slots, fields)
+    return Node(path, dict(attrs), dims, image, coords, chunks)
+
+
+def _sorted_labels(values: Sequence[Value]) -> list[Value]:
+    """The distinct values in label order."""
+    # dict.fromkeys keeps the input order, which is nearly sorted already (files come in path
+    # order), so the sort is close to linear; a set's hash order made it 40% of arrange
+    unique = list(dict.fromkeys(values))
+    if all(type(v) is str for v in unique):
+        # as _sort_key orders them, without a second call per value
+        return sorted(unique, key=natural_key)  # type: ignore[arg-type]
+    return sorted(unique, key=_sort_key)
+
+
+def _fill_unique(chunks: np.ndarray, members: Sequence[int], positions: list[list[int]]) -> bool:
+    """Write every member into its slot of ``chunks`` in one go; False (nothing written) if
+    two members share a slot, or there are no dims."""
+    if not positions or not members:
+        return False
+    flat = np.ravel_multi_index(np.array(positions, dtype=np.intp), chunks.shape)
+    ordered = np.sort(flat)  # not np.bincount: that allocates the whole, maybe sparse, grid
+    if (ordered[1:] == ordered[:-1]).any():
+        return False
+    chunks.reshape(-1)[flat] = members
+    return True
+
+
+def _fill_slots(
+    chunks: np.ndarray, members: Sequence[int], positions: list[list[int]]
+) -> dict[tuple[int, ...], list[int]]:
+    """Group members by slot and write the last of each into ``chunks``."""
+    dims = len(positions)
+    slots: dict[tuple[int, ...], list[int]] = {}
+    for i, idx in zip(
+        members, zip(*positions, strict=True) if dims else [()] * len(members), strict=True
+    ):
+        slots.setdefault(idx, []).append(i)
+    if slots:  # one vectorised assignment: per-slot numpy indexing costs a microsecond each
+        where_ = np.array(list(slots), dtype=np.intp).reshape(len(slots), dims)
+        chunks[tuple(where_.T)] = [files[-1] for files in slots.values()]
+    return slots
+
+
+def _common_image(
+    where: str, members: Sequence[int], paths: Sequence[str], infos: Sequence[ImageInfo]
+) -> ImageInfo:
+    # probes of one scan often share ImageInfo objects: compare each distinct one once
+    distinct = list({id(infos[i]): infos[i] for i in members}.values())
+    if len({_image_signature(info) for info in distinct}) == 1:
+        return infos[members[0]]
+    kinds: dict[tuple[Any, ...], list[int]] = {}
+    for i in members:
+        kinds.setdefault(_image_signature(infos[i]), []).append(i)
+    if len(kinds) > 1:
+        lines = [
+            f"{len(files)} x {infos[files[0]].format} {tuple(infos[files[0]].shape)} "
+            f"{infos[files[0]].dtype} (e.g. {paths[files[0]]!r})"
+            for files in sorted(kinds.values(), key=lambda f: -len(f))
+        ]
+        raise InconsistentImagesError(
+            f"images of {where} differ; one array needs one format, shape and dtype: "
+            + "; ".join(lines)
+            + ". Split them with group_by or a narrower glob."
+        )
+    return infos[members[0]]
+
+
+def _image_signature(info: ImageInfo) -> tuple[Any, ...]:
+    """What images of one array must share."""
+    config = info.codec.get("configuration")
+    return (
+        info.format,
+        tuple(info.shape),
+        info.dtype,
+        info.axes,
+        info.codec.get("name"),
+        info.palette,
+        None if config is None else json.dumps(config, sort_keys=True),
+    )
+
+
+def _raise_duplicates(
+    where: str,
+    dims: Sequence[str],
+    labels: Mapping[str, Sequence[Value]],
+    clashes: Sequence[tuple[tuple[int, ...], list[int]]],
+    paths: Sequence[str],
+) -> None:
+    shown = []
+    for idx, files in clashes[:MAX_EXAMPLES]:
+        slot = ", ".join(f"{d}={labels[d][k]!s}" for d, k in zip(dims, idx, strict=True))
+        shown.append(f"({slot}): " + ", ".join(repr(paths[i]) for i in files))
+    raise DuplicateIndexError(
+        f"{len(clashes)} slot(s) of {where} with dims {list(dims)} have more than one file: "
+        + "; ".join(shown)
+        + ". Add the field that tells them apart to dims (or the pattern)."
+    )
+
+
+def _determined_by(
+    subset: Sequence[int],
+    slots: Mapping[tuple[int, ...], Sequence[int]],
+    fields: Sequence[Mapping[str, Value]],
+    name: str,
+) -> dict[tuple[int, ...], Value] | None:
+    """The field's value per position along ``subset`` dims, or None if it is not a function."""
+    seen: dict[tuple[int, ...], Value] = {}
+    for idx, files in slots.items():
+        sub = tuple(idx[k] for k in subset)
+        for i in files:
+            value = fields[i][name]
+            if seen.setdefault(sub, value) != value:
+                return None
+    return seen
+
+
+def _smallest_coord(
+    name: str,
+    dims: Sequence[str],
+    shape: Sequence[int],
+    slots: Mapping[tuple[int, ...], Sequence[int]],
+    fields: Sequence[Mapping[str, Value]],
+) -> Coord:
+    """A non-dim field becomes a coordinate over the smallest set of dims that determines it."""
+    for size in range(len(dims) + 1):
+        for subset in itertools.combinations(range(len(dims)), size):
+            seen = _determined_by(subset, slots, fields, name)
+            if seen is None:
+                continue
+            sub_shape = [shape[k] for k in subset]
+            flat: list[Value | None] = [None] * math.prod(sub_shape)
+            for sub, value in seen.items():
+                flat[int(np.ravel_multi_index(sub, sub_shape)) if sub else 0] = value
+            kind = _kind([v for v in flat if v is not None], name)
+            return Coord(tuple(dims[k] for k in subset), kind, tuple(flat))
+    msg = "the full set of dims always determines a field"
+    raise AssertionError(msg)  # pragma: no cover

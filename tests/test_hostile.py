@@ -13,7 +13,8 @@ import pytest
 import imagezarr
 from conftest import PSII
 from imagezarr.errors import DiscoveryError, LayoutError, ManifestError, UnsafePathError
-from imagezarr.manifest import _resolve_root, from_json
+from imagezarr.manifest import from_json
+from imagezarr.manifest._load import _resolve_root
 from imagezarr.testing import random_image, write_image
 
 

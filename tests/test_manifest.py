@@ -171,7 +171,7 @@ def test_not_json_names_the_file(tmp_path):
 @pytest.fixture
 def packed(monkeypatch):
     """Pack every column, as large manifests are, without generating a large dataset."""
-    import imagezarr.manifest as mod
+    import imagezarr.manifest._model as mod
 
     monkeypatch.setattr(mod, "PACK_ABOVE", 10)
     return mod
@@ -212,7 +212,7 @@ def test_packed_decompression_bomb_is_refused(psii, tmp_path, packed):
     "bad", ["../x.png", "a/../../x.png", "/abs.png", "C:x.png", "a\\b.png", "", "a/.."]
 )
 def test_bulk_path_check_agrees_with_the_single_check(bad):
-    from imagezarr.manifest import check_all_relative, check_relative
+    from imagezarr.paths import check_all_relative, check_relative
 
     with pytest.raises(UnsafePathError):
         check_relative(bad)

@@ -1,70 +1,42 @@
-"""Stage 4, manifest: the single source of truth, saved as a small versioned JSON document.
+"""Loading a manifest: the document is hostile input until every field has been checked.
 
-The format is described in ``docs/manifest.md``. Loading treats the document as hostile input:
-every field is type- and range-checked before use, and file entries may not leave the root.
+Every field is type- and range-checked before use, limits bound what a document can make us
+allocate, and file entries may not leave the root.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import math
 import os
 import posixpath
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import imagecodecs
 import numpy as np
 
-from ._version import __version__
-from .discover import FileTable
-from .errors import LayoutError, ManifestError, ManifestVersionError, UnsafePathError
-from .layout import Coord, LayoutSpec, Node
-from .paths import check_all_relative, check_relative, is_inside
-from .probe import ImageInfo
-from .roots import (
-    READ_ERRORS,
-    Check,
-    Root,
-    error_text,
-    is_url,
-    normalize_check,
-    open_root,
-    read_location,
-    root_url,
-    same_time,
-    stale,
-    write_atomic,
-    write_location,
-)
+from ..discover import FileTable
+from ..errors import LayoutError, ManifestError, ManifestVersionError, UnsafePathError
+from ..layout import Coord, LayoutSpec, Node
+from ..paths import check_all_relative, check_relative
+from ..probe import ImageInfo
+from ..roots import READ_ERRORS, error_text, is_url, read_location, root_url
+from ._model import FORMAT, VERSION, Manifest
 
-__all__ = [
-    "FORMAT",
-    "VERSION",
-    "FileDiff",
-    "Manifest",
-    "ManifestLike",
-    "as_manifest",
-    "diff_files",
-    "load_manifest",
-]
+__all__ = ["ManifestLike", "as_manifest", "from_json", "load_manifest"]
 
-FORMAT = "imagezarr-manifest"
-VERSION = 1
-SUFFIX = ".imagezarr.json"
 _ETAG = re.compile(r"[^\x00]{0,1024}", re.S)
 _CHECKSUM = re.compile(r"(?:xxh3:[0-9a-f]{16})?")
 # limits on what a hostile manifest can make us allocate
 MAX_SIDE = 2**20
 MAX_NDIM = 32
 KINDS = ("int", "float", "str", "datetime")
-PACK_ABOVE = 5000  # larger file tables and chunk grids are stored packed (zstd + base64)
 MAX_PATH_BYTES = 4096
 DTYPES = (
     "bool",
@@ -86,179 +58,6 @@ MAX_IMAGE_ELEMENTS = 2**33  # per image, as the probes allow: 2**31 pixels x a f
 MAX_FILES = 2**27
 # a grid may exceed its file count by holes, but not without bound (a zstd bomb of -1s)
 GRID_SLACK, GRID_FLOOR = 64, 2**24
-
-
-@dataclass(frozen=True, eq=False)
-class Manifest:
-    """A scanned dataset: the root, the file table, the layout used and the resulting nodes.
-
-    ``root`` is an absolute path at run time; :meth:`save` stores it relative to the
-    manifest's own folder so that moving both together keeps the manifest working.
-    """
-
-    root: str
-    files: FileTable
-    layout: LayoutSpec
-    nodes: tuple[Node, ...]
-    unmatched: int = 0
-    unreadable: tuple[str, ...] = ()
-    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    # how to reach a remote root (credentials, endpoint): in memory only, never saved
-    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
-    # whether reads may follow links out of the root: the reader's choice, never saved
-    allow_outside_root: bool = field(default=False, repr=False)
-
-    @functools.cached_property
-    def source(self) -> Root:
-        """The :class:`~imagezarr.roots.Root` every byte of the images is read through."""
-        return open_root(
-            self.root, self.storage_options, allow_outside_root=self.allow_outside_root
-        )
-
-    @property
-    def remote(self) -> bool:
-        """True when the images live behind a URL (``s3://``, ``https://``, ...)."""
-        return self.source.remote
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.files, FileTable):
-            object.__setattr__(self, "files", FileTable.from_entries(self.files))
-
-    def node(self, path: str = "") -> Node:
-        """The node (group) at ``path``; ``""`` is the root group when there is no group_by."""
-        for n in self.nodes:
-            if n.path == path:
-                return n
-        known = ", ".join(repr(n.path) for n in self.nodes[:10])
-        msg = f"no group {path!r} in this manifest; groups: {known}"
-        raise KeyError(msg)
-
-    def file_path(self, index: int) -> str:
-        """Absolute local path (or URL, for a remote root) of file ``index``."""
-        return self.source.location(self.files.paths[index])
-
-    @property
-    def total_bytes(self) -> int:
-        return int(self.files.sizes.sum())
-
-    def to_json(self, *, root: str | None = None) -> dict[str, Any]:
-        """The JSON document; ``root`` is what to record as the root (default: absolute)."""
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "generator": f"imagezarr {__version__}",
-            "created": self.created,
-            "root": self.root if root is None else root,
-            "layout": self.layout.to_json(),
-            "files": _files_json(self.files),
-            "unmatched": self.unmatched,
-            "unreadable": list(self.unreadable),
-            "groups": [_node_json(n) for n in self.nodes],
-        }
-
-    def save(
-        self, path: str | os.PathLike[str], *, absolute_root: bool = False, force: bool = False
-    ) -> Path | str:
-        """Write the manifest atomically to ``path`` and return it.
-
-        The root is recorded relative to the manifest's folder unless ``absolute_root`` (or
-        the two lie on different drives). Refuses to write inside the source folder (real
-        paths compared, so links and ``..`` do not get around it) unless ``force``.
-
-        Examples
-        --------
-        >>> import imagezarr.testing, tempfile, pathlib
-        >>> m = imagezarr.testing.synthetic_manifest(2, 1, 1, 1, root=tempfile.mkdtemp())
-        >>> out = m.save(pathlib.Path(tempfile.mkdtemp()) / "exp.imagezarr.json")
-        >>> out.name
-        'exp.imagezarr.json'
-        """
-        if is_url(os.fspath(path)):
-            doc = self.to_json(root=root_url(self.root))
-            return write_location(path, _dumps(doc), self.storage_options)
-        out = Path(os.path.abspath(path))
-        if not force and not self.remote and is_inside(out, self.root):
-            msg = (
-                f"refusing to write {str(out)!r} inside the source folder {self.root!r}: imagezarr "
-                "never writes into the source; save elsewhere or pass force=True (--force)"
-            )
-            raise ManifestError(msg)
-        recorded = self.root
-        if not absolute_root and not self.remote:
-            try:
-                recorded = os.path.relpath(self.root, out.parent).replace(os.sep, "/")
-            except ValueError:  # different drives on Windows
-                recorded = self.root
-        write_atomic(out, _dumps(self.to_json(root=recorded)))
-        return out
-
-
-def _dumps(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _value_json(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.isoformat()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-def _node_json(n: Node) -> dict[str, Any]:
-    return {
-        "path": n.path,
-        "attrs": dict(n.attrs),
-        "dims": list(n.dims),
-        "shape": list(n.shape),
-        "image": {
-            "format": n.image.format,
-            "shape": list(n.image.shape),
-            "dtype": n.image.dtype,
-            "codec": n.image.codec,
-            "axes": n.image.axes,
-            **({"palette": n.image.palette} if n.image.palette else {}),
-        },
-        "coords": {
-            name: {
-                "dims": list(c.dims),
-                "kind": c.kind,
-                "values": [_value_json(v) for v in c.values],
-            }
-            for name, c in n.coords.items()
-        },
-        "chunks": _ints_json(n.file_index.ravel()),
-    }
-
-
-def _pack(data: bytes) -> str:
-    return "zstd:" + base64.b64encode(imagecodecs.zstd_encode(data, level=9)).decode()
-
-
-def _ints_json(values: np.ndarray) -> list[int] | str:
-    """Small integer columns stay readable JSON; large ones are packed little-endian int64."""
-    if values.size <= PACK_ABOVE:
-        return values.tolist()  # type: ignore[no-any-return]
-    return _pack(values.astype("<i8").tobytes())
-
-
-def _files_json(files: FileTable) -> dict[str, Any]:
-    if len(files) <= PACK_ABOVE:
-        paths: list[str] | str = list(files.paths)
-    else:
-        # NUL cannot occur in a file name, so it separates paths unambiguously
-        paths = _pack("\0".join(files.paths).encode())
-    out: dict[str, Any] = {
-        "count": len(files),
-        "path": paths,
-        "size": _ints_json(files.sizes),
-        "mtime_ns": _ints_json(files.mtimes),
-    }
-    for key, column in (("etag", files.etags), ("checksum", files.checksums)):
-        if column is not None:
-            texts = [t or "" for t in column]
-            out[key] = texts if len(files) <= PACK_ABOVE else _pack("\0".join(texts).encode())
-    return out
 
 
 def load_manifest(
@@ -572,51 +371,3 @@ def _parse_value(x: Any, kind: str) -> Any:
             msg = f"coordinate value {x!r} is not an ISO datetime"
             raise ManifestError(msg) from e
     return float(x) if kind == "float" else x
-
-
-@dataclass(frozen=True, slots=True)
-class FileDiff:
-    """How two file tables differ, by relative path.
-
-    ``retimed`` lists files whose modification time changed while the check in use calls
-    them unchanged (same size, or same checksum): a copy or a ``touch``, not new content.
-    """
-
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    changed: tuple[str, ...]
-    unchanged: int
-    retimed: tuple[str, ...] = ()
-
-    @property
-    def any(self) -> bool:
-        return bool(self.added or self.removed or self.changed or self.retimed)
-
-
-def diff_files(old: FileTable, new: FileTable, check: Check | str = "mtime") -> FileDiff:
-    """Compare two file tables with the freshness check ``check`` (see :func:`stale`).
-
-    >>> from imagezarr.discover import FileEntry
-    >>> a = FileTable.from_entries([FileEntry("a.png", 1, 1), FileEntry("b.png", 2, 2)])
-    >>> b = FileTable.from_entries([FileEntry("b.png", 3, 2), FileEntry("c.png", 1, 1)])
-    >>> diff_files(a, b)
-    FileDiff(added=('c.png',), removed=('a.png',), changed=('b.png',), unchanged=0, retimed=())
-    """
-    mode = normalize_check(check)
-    before = {p: i for i, p in enumerate(old.paths)}
-    after = {p: i for i, p in enumerate(new.paths)}
-    changed, retimed = [], []
-    for p in sorted(before.keys() & after.keys()):
-        was, now = old[before[p]], new[after[p]]
-        if stale(was, now.stat, mode) is not None:
-            changed.append(p)
-        elif not same_time(was.mtime_ns, now.mtime_ns):
-            retimed.append(p)
-    common = len(before.keys() & after.keys())
-    return FileDiff(
-        added=tuple(sorted(after.keys() - before.keys())),
-        removed=tuple(sorted(before.keys() - after.keys())),
-        changed=tuple(changed),
-        unchanged=common - len(changed),
-        retimed=tuple(retimed),
-    )

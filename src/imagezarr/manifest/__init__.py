@@ -1,0 +1,24 @@
+"""Stage 6, manifest: the single source of truth, saved as a small versioned JSON document.
+
+The format is described in ``docs/manifest.md``. Loading treats the document as hostile input:
+every field is type- and range-checked before use, and file entries may not leave the root.
+"""
+
+from __future__ import annotations
+
+from ._load import ManifestLike, as_manifest, from_json, load_manifest
+from ._model import FORMAT, PACK_ABOVE, SUFFIX, VERSION, FileDiff, Manifest, diff_files
+
+__all__ = [
+    "FORMAT",
+    "PACK_ABOVE",
+    "SUFFIX",
+    "VERSION",
+    "FileDiff",
+    "Manifest",
+    "ManifestLike",
+    "as_manifest",
+    "diff_files",
+    "from_json",
+    "load_manifest",
+]

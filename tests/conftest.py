@@ -6,33 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from imagezarr.testing import PSII_DIMS, PSII_PATTERN, PSII_TYPES, make_psii_experiment
+from imagezarr.testing import make_psii_experiment
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "plantcv-testdata"
-PSII = {"pattern": PSII_PATTERN, "types": PSII_TYPES, "dims": PSII_DIMS}
-# the same experiment with one group per plant
-PSII_BY_PLANT = {
-    "pattern": PSII_PATTERN,
-    "types": PSII_TYPES,
-    "group_by": "barcode",
-    "dims": ("night", "param", "frame"),
-}
-
-
-def cluster_image_sum(manifest: object) -> float:
-    """Sum of every pixel, computed by a 2-process dask LocalCluster from the pickled store."""
-    import distributed
-
-    import imagezarr
-
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        ds = imagezarr.open_dataset(manifest, chunks={})
-        return float(client.compute(ds.image.sum(dtype="float64")).result())
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from conftest import PSII
 from imagezarr.cli import main
 from imagezarr.testing import PSII_PATTERN
+from imagezarr.testing import PSII_SCAN as PSII
 
 
 def scan_args(images, out):

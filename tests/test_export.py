@@ -16,11 +16,11 @@ import xarray as xr
 import zarr
 
 import imagezarr
-from conftest import PSII
 from imagezarr.cli import main
 from imagezarr.errors import ExportError
 from imagezarr.export import export, references
 from imagezarr.export.icechunk import container_prefix
+from imagezarr.testing import PSII_SCAN as PSII
 from imagezarr.testing import make_psii_experiment, random_image, write_image
 
 ic = pytest.importorskip("icechunk")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import imagezarr
-from conftest import PSII
 from imagezarr.errors import DiscoveryError, LayoutError, ManifestError, UnsafePathError
 from imagezarr.manifest import from_json
 from imagezarr.manifest._load import _resolve_root
+from imagezarr.testing import PSII_SCAN as PSII
 from imagezarr.testing import random_image, write_image
 
 

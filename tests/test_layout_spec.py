@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import imagezarr
-from conftest import PSII
 from imagezarr.errors import LayoutError, ManifestError
 from imagezarr.layout import LayoutSpec, Lookup, Table, parse_type, table_paths
 from imagezarr.manifest import from_json
+from imagezarr.testing import PSII_SCAN as PSII
 from imagezarr.testing import synthetic_manifest
 
 # every key LayoutSpec writes, each with a value it accepts

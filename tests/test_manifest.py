@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import imagezarr
-from conftest import PSII
 from imagezarr.errors import ManifestError, ManifestVersionError, UnsafePathError
+from imagezarr.testing import PSII_SCAN as PSII
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

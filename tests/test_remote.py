@@ -15,9 +15,14 @@ import numpy as np
 import pytest
 
 import imagezarr
-from conftest import cluster_image_sum
 from imagezarr.errors import ChunkReadError, DiscoveryError, SourceChangedError
-from imagezarr.testing import PSII_DIMS, PSII_PATTERN, PSII_TYPES, make_psii_experiment
+from imagezarr.testing import (
+    PSII_DIMS,
+    PSII_PATTERN,
+    PSII_TYPES,
+    cluster_image_sum,
+    make_psii_experiment,
+)
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the test extra")
 boto3 = pytest.importorskip("boto3")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import imagezarr
-from conftest import PSII
 from imagezarr.discover import discover
 from imagezarr.errors import DiscoveryError, InconsistentImagesError, ProbeError
+from imagezarr.testing import PSII_SCAN as PSII
 from imagezarr.testing import random_image, write_image
 
 

@@ -14,13 +14,13 @@ from zarr.core.buffer import cpu, default_buffer_prototype
 from zarr.testing.store import StoreTests
 
 import imagezarr
-from conftest import PSII, PSII_BY_PLANT
 from imagezarr.errors import ChunkDecodeError, ChunkReadError, SourceChangedError
 from imagezarr.layout import LayoutSpec
 from imagezarr.manifest import Manifest
 from imagezarr.roots import LocalRoot
 from imagezarr.store import ImageZarrStore
-from imagezarr.testing import FORMAT_SUFFIXES, random_image, write_image
+from imagezarr.testing import FORMAT_SUFFIXES, PSII_BY_PLANT, random_image, write_image
+from imagezarr.testing import PSII_SCAN as PSII
 
 FUSED = "zarr.core.codec_pipeline.FusedCodecPipeline"
 BATCHED = "zarr.core.codec_pipeline.BatchedCodecPipeline"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import imagezarr
-from conftest import PSII
 from imagezarr.cli import main
+from imagezarr.testing import PSII_SCAN as PSII
 from imagezarr.testing import psii_image, write_image
 
 

@@ -8,7 +8,8 @@ import pytest
 import xarray as xr
 
 import imagezarr
-from conftest import PSII, PSII_BY_PLANT, cluster_image_sum
+from imagezarr.testing import PSII_BY_PLANT, cluster_image_sum
+from imagezarr.testing import PSII_SCAN as PSII
 from imagezarr.xarray_backend import ImageZarrBackendEntrypoint
 
 

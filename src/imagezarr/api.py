@@ -116,9 +116,15 @@ def scan(
 
     Examples
     --------
-    >>> # m = imagezarr.scan("psii/", pattern=r"(?P<plant>\\w+)-(?P<frame>\\d+)\\.png",
-    >>> #                    types={"frame": "int"}, group_by="plant")
-    >>> # m.save("psii.imagezarr.json")
+    >>> import tempfile
+    >>> from imagezarr.testing import make_psii_experiment
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = make_psii_experiment(folder, plants=2, nights=1, steps=1, frames=2, shape=(8, 8),
+    ...                          holes=0)
+    >>> m = scan(folder, pattern=r"(?P<plant>A\\d+)-doi-\\w+-PSII0-(?P<frame>\\d+)\\.png",
+    ...          types={"frame": "int"}, group_by="plant")
+    >>> [n.path for n in m.nodes], m.node("A1").dims, m.node("A1").shape
+    (['A1', 'A2'], ('frame',), (2,))
     """
     spec = _layout(
         layout,

@@ -60,8 +60,13 @@ def export(
 
     Examples
     --------
-    >>> # export("psii.imagezarr.json", "kerchunk", "psii.refs.json")
-    >>> # export("psii.imagezarr.json", "zarr", "psii.zarr", shards=16, ome=True)
+    >>> import tempfile
+    >>> from imagezarr.testing import small_manifest
+    >>> m, out = small_manifest(group_by="barcode", dims=("frame",)), tempfile.mkdtemp()
+    >>> export(m, "kerchunk", f"{out}/psii.refs.json").name
+    'psii.refs.json'
+    >>> export(m, "zarr", f"{out}/psii.zarr", shards=2, ome=True).name
+    'psii.zarr'
     """
     try:
         writer = FORMATS[format]

@@ -52,8 +52,11 @@ def references(
 
     Examples
     --------
-    >>> # refs = references(imagezarr.load_manifest("exp.imagezarr.json"), templates=True)
-    >>> # refs["templates"]  -> {"root": "file:///data/exp/images"}
+    >>> from imagezarr.testing import small_manifest
+    >>> m = small_manifest(group_by="barcode", dims=("frame",))
+    >>> refs = references(m, templates=True)
+    >>> refs["templates"]["root"].startswith("file:///"), refs["refs"]["A2/image/c/1/0/0"]
+    (True, ['{{root}}/2020-05-31/A2-doi-20200531T210700-PSII0-2.png'])
     """
     refs: dict[str, Any] = {k: _inline(k, v) for k, v in build_metadata(manifest).items()}
     files = manifest.files

@@ -34,7 +34,12 @@ def export_links(
     a hole. Raises :class:`ExportError` where symbolic links cannot be made
     (e.g. Windows without developer mode).
 
-    >>> # export_links(imagezarr.load_manifest("exp.imagezarr.json"), "exp.links.zarr")
+    >>> import tempfile, zarr
+    >>> from imagezarr.testing import small_manifest
+    >>> m = small_manifest(group_by="barcode", dims=("frame",))
+    >>> out = export_links(m, f"{tempfile.mkdtemp()}/exp.links.zarr")
+    >>> zarr.open_group(out, mode="r")["A1/image"][1].shape
+    (8, 8)
     """
     mode = normalize_check({True: "mtime", False: "none"}.get(check, check))  # type: ignore[arg-type]
     path = check_output(manifest, out, overwrite=overwrite, force=force)

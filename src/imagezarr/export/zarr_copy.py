@@ -64,7 +64,12 @@ def export_zarr(
     progress
         Called as ``progress(done, total)`` in images.
 
-    >>> # export_zarr(m, "psii.zarr", shards=64)
+    >>> import tempfile, zarr
+    >>> from imagezarr.testing import small_manifest
+    >>> m = small_manifest(group_by="barcode", dims=("frame",))
+    >>> out = export_zarr(m, f"{tempfile.mkdtemp()}/psii.zarr", shards=2)
+    >>> zarr.open_group(out, mode="r")["A1/image"].shards
+    (2, 8, 8)
     """
     path = check_output(manifest, out, overwrite=overwrite, force=force)
     if shards is not None and shards < 1:

@@ -258,10 +258,6 @@ class LayoutSpec:
             return ("file",)
         return tuple(f for f in self.pattern_fields() if f not in self.group_by)
 
-    def callables(self) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
-        """The derived fields given as Python callables."""
-        return {k: v for k, v in self.derived.items() if callable(v)}
-
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "pattern": self.pattern,

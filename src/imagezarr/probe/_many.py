@@ -85,8 +85,8 @@ def probe_entries(
         return _probe_batch(root, entries[start : start + batch])
 
     results: list[Result] = []
-    # Probing a page-cached file is ~30 us of Python: threads only add GIL contention there
-    # (measured 0.31 s inline vs 0.5 s with 8 threads for 10,000 files). On a network share,
+    # Probing a page-cached file is tens of microseconds of Python: threads only add GIL
+    # contention there (slower than inline in benchmarks/run.py). On a network share,
     # a cold disk or an object store each read waits on I/O and threads win by far. So time
     # the first batch inline and only go parallel when files are slow to reach.
     start = time.perf_counter()

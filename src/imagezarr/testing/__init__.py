@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import imagecodecs
 import numpy as np
@@ -22,12 +22,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT_SUFFIXES",
+    "PSII_BY_PLANT",
     "PSII_DIMS",
     "PSII_PATTERN",
+    "PSII_SCAN",
     "PSII_TYPES",
+    "cluster_image_sum",
     "make_psii_experiment",
     "psii_image",
     "random_image",
+    "small_manifest",
     "synthetic_manifest",
     "write_image",
 ]
@@ -39,6 +43,48 @@ PSII_PATTERN = (
 )
 PSII_TYPES = {"timestamp": "%Y%m%dT%H%M%S", "frame": "int"}
 PSII_DIMS = ("barcode", "night", "param", "frame")
+# scan keywords for a make_psii_experiment folder: one array, or one group per plant
+PSII_SCAN = {"pattern": PSII_PATTERN, "types": PSII_TYPES, "dims": PSII_DIMS}
+PSII_BY_PLANT = {
+    "pattern": PSII_PATTERN,
+    "types": PSII_TYPES,
+    "group_by": "barcode",
+    "dims": ("night", "param", "frame"),
+}
+
+
+def small_manifest(directory: str | os.PathLike[str] | None = None, **scan: Any) -> Manifest:
+    """Write a tiny PSII experiment (2 plants, 1 night, 1 step, 2 frames of 8 x 8 pixels) and
+    scan it; ``scan`` keywords override :data:`PSII_SCAN`. For examples and quick tests.
+
+    >>> m = small_manifest(group_by="barcode", dims=("frame",))
+    >>> [n.path for n in m.nodes], m.node("A1").shape
+    (['A1', 'A2'], (2,))
+    """
+    import tempfile
+
+    from ..api import scan as run_scan
+
+    folder = directory if directory is not None else tempfile.mkdtemp(prefix="imagezarr-")
+    make_psii_experiment(folder, plants=2, nights=1, steps=1, frames=2, shape=(8, 8), holes=0)
+    return run_scan(folder, **{**PSII_SCAN, **scan})
+
+
+def cluster_image_sum(manifest: Manifest | str | os.PathLike[str]) -> float:
+    """Sum of every pixel, computed by a 2-process dask LocalCluster from the pickled store:
+    proof that a store travels to worker processes and reads there."""
+    import distributed
+
+    from ..api import open_dataset
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        ds = open_dataset(manifest, chunks={})
+        return float(client.compute(ds.image.sum(dtype="float64")).result())
 
 
 def psii_image(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -73,7 +74,25 @@ def discover(
         msg = f"cannot list {root.url}: {error_text(e)}"
         raise DiscoveryError(msg) from e
     out.sort(key=lambda e: e.path)
+    _warn_case_collisions(out)
     return out
+
+
+def _warn_case_collisions(entries: Sequence[FileEntry]) -> None:
+    """Warn about paths that differ only in case: one file on Windows and macOS."""
+    seen: dict[str, str] = {}
+    clashes = []
+    for e in entries:
+        other = seen.setdefault(e.path.casefold(), e.path)
+        if other != e.path:
+            clashes.append(f"{other!r}, {e.path!r}")
+    if clashes:
+        msg = (
+            f"{len(clashes)} pair(s) of files differ only in case ({'; '.join(clashes[:5])}): "
+            "on Windows and macOS they are one file, so this manifest will not read the same "
+            "there; rename one of each pair"
+        )
+        warnings.warn(msg, UserWarning, stacklevel=3)
 
 
 class FileTable(Sequence[FileEntry]):

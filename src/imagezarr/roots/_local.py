@@ -15,6 +15,7 @@ import os
 import stat as _stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from ..errors import DiscoveryError
 from ._types import FileEntry, FileStat
@@ -49,9 +50,11 @@ def _stat_of(st: os.stat_result) -> FileStat:
     return FileStat(st.st_size, st.st_mtime_ns)
 
 
-def _inside(real_top: str, target: str) -> bool:
+def _inside(real_top: str, target: str, pathmod: ModuleType = os.path) -> bool:
+    """``target`` lies in ``real_top`` (both real paths); ``pathmod`` lets tests use ntpath."""
     try:
-        return os.path.commonpath([real_top, target]) == real_top
+        top = pathmod.normcase(real_top)
+        return pathmod.commonpath([top, pathmod.normcase(target)]) == top
     except ValueError:  # different drives on Windows: certainly not inside
         return False
 

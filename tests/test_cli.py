@@ -144,3 +144,14 @@ def test_manifest_path_in_summary(psii, tmp_path, capsys):
     main(scan_args(images, out))
     assert str(out) in capsys.readouterr().out
     assert PSII["dims"][0] == "barcode"
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "imagezarr", "--help"], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert "scan" in out.stdout

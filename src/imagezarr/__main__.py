@@ -1,0 +1,10 @@
+"""``python -m imagezarr``: the command line, for where the ``imagezarr`` script is not on PATH."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,14 +5,13 @@ Shared by discovery (explicit file lists) and manifest loading (hostile document
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 from .errors import UnsafePathError
 
-__all__ = ["check_all_relative", "check_relative", "is_inside"]
+__all__ = ["check_all_relative", "check_relative"]
 
 _DRIVE = re.compile(r"\x00[^\x00]:")
 
@@ -63,23 +62,3 @@ def check_relative(path: str, name: str = "<manifest>") -> None:
             "refusing to read it. Pass allow_outside_root=True only for a manifest you trust."
         )
         raise UnsafePathError(msg)
-
-
-def is_inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
-    """True when ``path`` (existing or not) lies inside ``folder``, comparing real paths.
-
-    Symbolic links, junctions and ``..`` are resolved first, so neither gets around the
-    rule that imagezarr never writes into a source folder. Paths on different drives are
-    never inside each other.
-
-    >>> import tempfile, os
-    >>> d = tempfile.mkdtemp()
-    >>> is_inside(os.path.join(d, "out", "..", "m.json"), d), is_inside(d + "-other", d)
-    (True, False)
-    """
-    real = os.path.normcase(os.path.realpath(path))
-    top = os.path.normcase(os.path.realpath(folder))
-    try:
-        return os.path.commonpath([real, top]) == top
-    except ValueError:  # different drives, or a relative path beside an absolute one
-        return False

@@ -12,8 +12,7 @@ from urllib.parse import quote
 
 from ..errors import ExportError
 from ..manifest import Manifest
-from ..paths import is_inside
-from ..roots import READ_ERRORS, Check, FileStat, error_text, is_url, place, stale
+from ..roots import READ_ERRORS, Check, FileStat, error_text, is_inside, is_url, place, stale
 
 __all__ = ["Progress", "check_output", "checked_stat", "file_url", "staged_dir"]
 
@@ -29,7 +28,7 @@ def check_output(
     (unless ``overwrite``), and, always, replacing a folder that holds the source.
     """
     path = Path(os.path.abspath(os.fspath(out)))
-    if not force and not manifest.remote and is_inside(path, manifest.root):
+    if not force and is_inside(path, manifest.root):
         msg = (
             f"refusing to write {str(path)!r} inside the source folder {manifest.root!r}: "
             "imagezarr never writes into the source; choose an output elsewhere or pass "
@@ -43,7 +42,7 @@ def check_output(
                 "(--overwrite) to replace it"
             )
             raise ExportError(msg)
-        if not manifest.remote and is_inside(manifest.root, path):
+        if is_inside(manifest.root, path):
             msg = (
                 f"refusing to replace {str(path)!r}: it contains the source folder "
                 f"{manifest.root!r}; choose another output"

@@ -23,17 +23,18 @@ from .._version import __version__
 from ..discover import FileTable
 from ..errors import ManifestError
 from ..layout import LayoutSpec, Node
-from ..paths import is_inside
 from ..roots import (
     Check,
     Root,
+    is_inside,
     is_url,
     normalize_check,
     open_root,
+    parent_of,
+    relative_root,
     root_url,
     same_time,
     stale,
-    write_atomic,
     write_location,
 )
 
@@ -71,11 +72,6 @@ class Manifest:
         return open_root(
             self.root, self.storage_options, allow_outside_root=self.allow_outside_root
         )
-
-    @property
-    def remote(self) -> bool:
-        """True when the images live behind a URL (``s3://``, ``https://``, ...)."""
-        return self.source.remote
 
     def __post_init__(self) -> None:
         if not isinstance(self.files, FileTable):
@@ -130,24 +126,18 @@ class Manifest:
         >>> out.name
         'exp.imagezarr.json'
         """
-        if is_url(os.fspath(path)):
-            doc = self.to_json(root=root_url(self.root))
-            return write_location(path, _dumps(doc), self.storage_options)
-        out = Path(os.path.abspath(path))
-        if not force and not self.remote and is_inside(out, self.root):
+        target = root_url(path)
+        if not force and is_inside(target, self.root):
             msg = (
-                f"refusing to write {str(out)!r} inside the source folder {self.root!r}: imagezarr "
+                f"refusing to write {target!r} inside the source folder {self.root!r}: imagezarr "
                 "never writes into the source; save elsewhere or pass force=True (--force)"
             )
             raise ManifestError(msg)
-        recorded = self.root
-        if not absolute_root and not self.remote:
-            try:
-                recorded = os.path.relpath(self.root, out.parent).replace(os.sep, "/")
-            except ValueError:  # different drives on Windows
-                recorded = self.root
-        write_atomic(out, _dumps(self.to_json(root=recorded)))
-        return out
+        recorded = (
+            root_url(self.root) if absolute_root else relative_root(self.root, parent_of(target))
+        )
+        out = write_location(target, _dumps(self.to_json(root=recorded)), self.storage_options)
+        return out if is_url(out) else Path(out)
 
 
 def _dumps(doc: dict[str, Any]) -> bytes:

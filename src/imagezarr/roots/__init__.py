@@ -29,6 +29,7 @@ from ._fresh import (
     time_text,
 )
 from ._local import ChangedWhileReading, LocalRoot, NotARegularFile, OutsideRoot
+from ._local import is_inside as _local_inside
 from ._object import ObjectRoot, TooLarge
 from ._types import FileEntry, FileStat
 from ._write import place, replace_retrying, write_atomic
@@ -53,11 +54,14 @@ __all__ = [
     "TooLarge",
     "checksum",
     "error_text",
+    "is_inside",
     "is_url",
     "normalize_check",
     "open_root",
+    "parent_of",
     "place",
     "read_location",
+    "relative_root",
     "replace_retrying",
     "root_url",
     "same_time",
@@ -161,6 +165,43 @@ def _split(where: str) -> tuple[str, str]:
         return base, name
     full = os.path.abspath(where)
     return os.path.dirname(full), os.path.basename(full)
+
+
+def parent_of(where: str | os.PathLike[str]) -> str:
+    """The folder (absolute) or base URL a file's location lies in.
+
+    >>> parent_of("s3://lab/exp/m.json")
+    's3://lab/exp'
+    """
+    return _split(os.fspath(where))[0]
+
+
+def is_inside(where: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """True when ``where`` (existing or not) lies inside ``folder``: real paths compared for
+    local places (links, junctions and ``..`` resolved), prefixes for URLs.
+
+    >>> is_inside("s3://lab/exp/m.json", "s3://lab/exp"), is_inside("s3://lab/e.json", "/data")
+    (True, False)
+    """
+    a, b = os.fspath(where), os.fspath(folder)
+    if is_url(a) or is_url(b):
+        return is_url(a) and is_url(b) and a.startswith(b.rstrip("/") + "/")
+    return _local_inside(a, b)
+
+
+def relative_root(root: str, folder: str) -> str:
+    """How a manifest in ``folder`` records ``root``: relative when both are local folders on
+    one drive (moving them together keeps the manifest working), else absolute or the URL.
+
+    >>> relative_root("/data/exp/images", "/data/exp"), relative_root("s3://lab/x", "/data")
+    ('images', 's3://lab/x')
+    """
+    if is_url(root) or is_url(folder):
+        return root_url(root)
+    try:
+        return os.path.relpath(root, folder).replace(os.sep, "/")
+    except ValueError:  # different drives on Windows
+        return root
 
 
 def read_location(where: str | os.PathLike[str], options: Mapping[str, Any] | None = None) -> bytes:

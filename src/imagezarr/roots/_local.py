@@ -21,7 +21,13 @@ from ..errors import DiscoveryError
 from ._types import FileEntry, FileStat
 from ._write import write_atomic
 
-__all__ = ["ChangedWhileReading", "LocalRoot", "NotARegularFile", "OutsideRoot"]
+__all__ = [
+    "ChangedWhileReading",
+    "LocalRoot",
+    "NotARegularFile",
+    "OutsideRoot",
+    "is_inside",
+]
 
 _OPEN_FLAGS = (
     os.O_RDONLY
@@ -57,6 +63,20 @@ def _inside(real_top: str, target: str, pathmod: ModuleType = os.path) -> bool:
         return pathmod.commonpath([top, pathmod.normcase(target)]) == top
     except ValueError:  # different drives on Windows: certainly not inside
         return False
+
+
+def is_inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """True when ``path`` (existing or not) lies inside ``folder``, comparing real paths.
+
+    Symbolic links, junctions and ``..`` are resolved first, so neither gets around the
+    rule that imagezarr never writes into a source folder.
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> is_inside(os.path.join(d, "out", "..", "m.json"), d), is_inside(d + "-other", d)
+    (True, False)
+    """
+    return _inside(os.path.realpath(folder), os.path.realpath(path))
 
 
 @dataclass(eq=False)

@@ -171,7 +171,7 @@ def table(
 
 def bench_read(work: Path, n: int, rounds: int) -> None:
     paths = make_pngs(work / "png", n, (480, 640))
-    m = imagezarr.scan(work / "png")
+    m = imagezarr.scan(work / "png", checksum=True)
     cases = {
         "floor": floor(paths),
         "zarr (default pipeline)": zarr_read(m, BATCHED),
@@ -179,6 +179,9 @@ def bench_read(work: Path, n: int, rounds: int) -> None:
         "zarr (fused pipeline)": zarr_read(m, FUSED),
         "zarr.open_group(open_store(m)) [auto]": lambda: zarr.open_group(
             imagezarr.open_store(m), mode="r"
+        )["image"][:],
+        "same, check='checksum' (hash every image)": lambda: zarr.open_group(
+            imagezarr.open_store(m, check="checksum"), mode="r"
         )["image"][:],
         "xarray .values": xarray_read(m, dask=False),
         "xarray + dask": xarray_read(m, dask=True),

@@ -359,3 +359,29 @@ def test_no_pread_on_windows_reads_the_same(exp, monkeypatch):
     again = imagezarr.scan(images, **PSII_SCAN)
     assert again.files == m.files
     np.testing.assert_array_equal(read_first(again), want)
+
+
+def test_cli_checksum_round_trip_and_copied_folder_advice(tmp_path, capsys):
+    from imagezarr.cli import main
+
+    images = tmp_path / "img"
+    make_psii_experiment(images, plants=1, nights=1, steps=1, frames=2, shape=(12, 16), holes=0)
+    out = tmp_path / "m.imagezarr.json"
+    args = ["--pattern", PSII_SCAN["pattern"], "--type", "timestamp=%Y%m%dT%H%M%S"]
+    assert main(["scan", str(images), *args, "--checksum", "-o", str(out), "-q"]) == 0
+    target = next(images.rglob("*-1.png"))
+    st = target.stat()
+    data = bytearray(target.read_bytes())
+    data[-20] ^= 0xFF
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert main(["verify", str(out), "-q"]) == 0  # size + mtime cannot see it
+    capsys.readouterr()
+    assert main(["verify", str(out), "-q", "--checksum"]) == 1
+    assert "content: checksum" in capsys.readouterr().out
+    for p in images.rglob("*.png"):
+        os.utime(p, ns=(0, time.time_ns() + 10**12))
+    assert main(["verify", str(out), "-q"]) == 1
+    printed = capsys.readouterr().out
+    assert "looks copied" in printed
+    assert "--check size" in printed

@@ -14,6 +14,7 @@ from ._common import check_option, console, lazy_progress, remote_options, stora
 @click.option("--decode", is_flag=True, help="Also read and decode every image.")
 @click.option("--root", help="Check the images in this folder instead of the recorded root.")
 @check_option
+@click.option("--checksum", is_flag=True, help="Same as --check checksum: hash every file.")
 @remote_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; print problems only.")
 def verify(
@@ -21,11 +22,13 @@ def verify(
     decode: bool,
     root: str | None,
     check: str,
+    checksum: bool,
     options: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Check every file MANIFEST references; exit 1 if any is missing, changed or corrupt."""
     m = load_manifest(manifest, root=root, storage_options=storage_options(options))
+    check = "checksum" if checksum else check
     with lazy_progress("verifying", quiet=quiet) as progress:
         report = run_verify(m, decode=decode, check=check, progress=progress)  # type: ignore[arg-type]
     for p in report.problems[:200]:

@@ -173,7 +173,8 @@ def test_duplicate_slot_names_both_files_and_the_fix():
     msg = str(info.value)
     assert "(plant=A1, step=PSII0): 'A1-20200520T210000-PSII0-1.png', " in msg
     assert "'A1-20200520T210000-PSII0-2.png'" in msg
-    assert "Add the field that tells them apart to dims" in msg
+    assert "They differ in 'frame': add one of them to dims" in msg
+    assert "CLI --dims plant,step,frame" in msg
 
 
 def test_inconsistent_images_list_each_signature_with_example():

@@ -172,7 +172,10 @@ def scan(
     if checksum:
         kept_entries = add_checksums(source_root, kept_entries, workers=workers, progress=progress)
     table = FileTable.from_entries(kept_entries)
-    nodes = arrange(table.paths, [fields[i] for i in good], [infos[i] for i in good], spec)
+    notes: list[str] = []
+    nodes = arrange(
+        table.paths, [fields[i] for i in good], [infos[i] for i in good], spec, notes=notes
+    )
     return Manifest(
         root=root,
         files=table,
@@ -181,6 +184,7 @@ def scan(
         unmatched=len(unmatched),
         unreadable=tuple(candidates[i].path for i in sorted(bad)),
         storage_options=options,
+        notes=tuple(notes),
     )
 
 

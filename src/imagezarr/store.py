@@ -78,7 +78,7 @@ class ImageZarrStore(Store):
     ...                                            shape=(4, 6), holes=0)
     >>> store = ImageZarrStore(imagezarr.scan(d, pattern=imagezarr.testing.PSII_PATTERN))
     >>> zarr.open_group(store, mode="r")["image"].shape
-    (1, 1, 1, 1, 2, 4, 6)
+    (2, 4, 6)
     """
 
     supports_writes = False

@@ -11,8 +11,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -20,8 +21,9 @@ import numpy as np
 
 from ..errors import DuplicateIndexError, InconsistentImagesError, LayoutError
 from ..probe import ImageInfo
+from .infer import Choice, choose_dims
 from .match import _sort_key, natural_key
-from .spec import MAX_EXAMPLES, LayoutSpec, Value
+from .spec import MAX_EXAMPLES, LayoutSpec, LayoutWarning, Value
 
 __all__ = ["Coord", "Node", "arrange"]
 
@@ -114,17 +116,26 @@ def arrange(
     fields: Sequence[Mapping[str, Value]],
     infos: Sequence[ImageInfo],
     spec: LayoutSpec,
+    *,
+    notes: list[str] | None = None,
 ) -> list[Node]:
     """Arrange files into groups of labeled grids.
 
     ``paths[i]``, ``fields[i]`` and ``infos[i]`` describe file ``i`` (its index in the file
-    table). Raises :class:`DuplicateIndexError` or :class:`InconsistentImagesError`.
+    table). Without ``spec.dims`` the dims are chosen (:func:`choose_dims`); lines saying
+    what was chosen and why are appended to ``notes``. Raises :class:`DuplicateIndexError`
+    or :class:`InconsistentImagesError`.
     """
     groups: dict[tuple[Any, ...], list[int]] = {}
     if not spec.group_by:
         groups[()] = list(range(len(fields)))
     for i, f in enumerate(fields if spec.group_by else ()):
         groups.setdefault(tuple(f[g] for g in spec.group_by), []).append(i)
+    candidates = _candidates(fields, spec)
+    choice = None
+    if spec.dims is None and candidates is not None:
+        choice = choose_dims(fields, candidates, groups=list(groups.values()))
+        spec = replace(spec, dims=choice.dims)
     nodes = []
     names: dict[str, tuple[Any, ...]] = {}
     for key in sorted(groups, key=lambda k: tuple(_sort_key(v) for v in k)):
@@ -138,7 +149,55 @@ def arrange(
         names[path] = key
         attrs = {g: _jsonable(v) for g, v in zip(spec.group_by, key, strict=True)}
         nodes.append(_build_node(path, attrs, groups[key], paths, fields, infos, spec))
+    if choice is not None and notes is not None:
+        notes.extend(_explain(choice, nodes))
+    elif candidates is not None and spec.dims is not None and fields:
+        _warn_sparse(nodes, fields, candidates, list(groups.values()))
     return nodes
+
+
+def _candidates(fields: Sequence[Mapping[str, Value]], spec: LayoutSpec) -> list[str] | None:
+    """The fields dims may be chosen from, in pattern order; None when files have no fields
+    of their own (no pattern, no table: one dim ``file``)."""
+    if spec.pattern is None and not spec.tables:
+        return None
+    known = dict.fromkeys(spec.pattern_fields())
+    for row in fields[:1]:
+        known.update(dict.fromkeys(row))
+    return [f for f in known if f not in spec.group_by]
+
+
+def _explain(choice: Choice, nodes: Sequence[Node]) -> list[str]:
+    dims = ", ".join(choice.dims) or "none: one image per group"
+    lines = [
+        f"dims chosen: ({dims}); {choice.slots} slot(s), {choice.holes} hole(s); "
+        "pass dims (--dims) to choose yourself"
+    ]
+    coords = nodes[0].coords if nodes else {}
+    for field, why in choice.demoted.items():
+        over = coords[field].dims if field in coords else ()
+        where = f"a coordinate over ({', '.join(over)})" if over else "a scalar coordinate"
+        lines.append(f"{field}: not a dim ({why}); {where}")
+    return lines
+
+
+def _warn_sparse(
+    nodes: Sequence[Node],
+    fields: Sequence[Mapping[str, Value]],
+    candidates: Sequence[str],
+    groups: Sequence[Sequence[int]],
+) -> None:
+    """Warn when the dims given leave most of the grid empty, and show the inferred layout."""
+    slots = sum(int(n.file_index.size) for n in nodes)
+    if slots <= 2 * len(fields):
+        return
+    choice = choose_dims(fields, candidates, groups=groups)
+    given = ", ".join(nodes[0].dims) if nodes else ""
+    msg = (
+        f"dims ({given}) leave {slots - len(fields)} of {slots} slots empty; without dims "
+        f"imagezarr would choose ({', '.join(choice.dims)}) with {choice.holes} hole(s)"
+    )
+    warnings.warn(msg, LayoutWarning, stacklevel=3)
 
 
 def _jsonable(v: Value) -> Any:
@@ -176,7 +235,7 @@ def _build_node(
         slots = _fill_slots(chunks, members, positions)
     clashes = [(idx, files) for idx, files in slots.items() if len(files) > 1]
     if clashes:
-        _raise_duplicates(where, dims, labels, clashes, paths)
+        _raise_duplicates(where, dims, labels, clashes, paths, fields)
     coords: dict[str, Coord] = {
         d: Coord((d,), _kind([v for v in labels[d] if v is not None], d), tuple(labels[d]))
         for d in dims
@@ -220,7 +279,9 @@ def _fill_slots(
         members, zip(*positions, strict=True) if dims else [()] * len(members), strict=True
     ):
         slots.setdefault(idx, []).append(i)
-    if slots:  # one vectorised assignment: per-slot numpy indexing costs a microsecond each
+    if slots and not dims:  # no outer dims: one slot holding the group's one image
+        chunks[()] = slots[()][-1]
+    elif slots:  # one vectorised assignment: per-slot numpy indexing costs a microsecond each
         where_ = np.array(list(slots), dtype=np.intp).reshape(len(slots), dims)
         chunks[tuple(where_.T)] = [files[-1] for files in slots.values()]
     return slots
@@ -270,15 +331,31 @@ def _raise_duplicates(
     labels: Mapping[str, Sequence[Value]],
     clashes: Sequence[tuple[tuple[int, ...], list[int]]],
     paths: Sequence[str],
+    fields: Sequence[Mapping[str, Value]],
 ) -> None:
     shown = []
     for idx, files in clashes[:MAX_EXAMPLES]:
         slot = ", ".join(f"{d}={labels[d][k]!s}" for d, k in zip(dims, idx, strict=True))
         shown.append(f"({slot}): " + ", ".join(repr(paths[i]) for i in files))
+    # the fields whose values differ inside a clashing slot are the ones that tell files apart
+    apart = [
+        f
+        for f in fields[clashes[0][1][0]]
+        if f not in dims and len({repr(fields[i][f]) for i in clashes[0][1]}) > 1
+    ]
+    if apart:
+        fix = (
+            f"They differ in {', '.join(map(repr, apart))}: add one of them to dims "
+            f"(dims=({', '.join(map(repr, [*dims, apart[0]]))}), CLI --dims "
+            f"{','.join([*dims, apart[0]])}), or leave dims out to have them chosen."
+        )
+    else:
+        fix = "No field tells them apart: extend the pattern so that one does."
     raise DuplicateIndexError(
         f"{len(clashes)} slot(s) of {where} with dims {list(dims)} have more than one file: "
         + "; ".join(shown)
-        + ". Add the field that tells them apart to dims (or the pattern)."
+        + ". "
+        + fix
     )
 
 

@@ -63,6 +63,8 @@ class Manifest:
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     # how to reach a remote root (credentials, endpoint): in memory only, never saved
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # what the scan chose and why (inferred dims, demoted fields): for the summary, not saved
+    notes: tuple[str, ...] = field(default=(), repr=False, compare=False)
     # whether reads may follow links out of the root: the reader's choice, never saved
     allow_outside_root: bool = field(default=False, repr=False)
 

@@ -200,9 +200,18 @@ def bench_scan(work: Path, n: int, rounds: int) -> None:
     folder = work / f"small{n}"
     if not folder.exists():
         make_small(folder, n)
+    # six fields per name (folder + five digits), as a real naming scheme has
+    pattern = r"d(?P<g>\d+)/f(?P<a>\d)(?P<b>\d)(?P<h>\d)(?P<d>\d)(?P<e>\d)(?P<f>\d)\.png"
+    types = dict.fromkeys("abdefgh", "int")
     cases: dict[str, Callable[[], object]] = {
         "scandir+64B": bare_scan(folder),
         "imagezarr.scan": lambda: imagezarr.scan(folder),
+        "scan + 7-field pattern, dims given": lambda: imagezarr.scan(
+            folder, pattern=pattern, types=types, dims=("b", "h", "d", "e", "f")
+        ),
+        "scan + 7-field pattern, dims inferred": lambda: imagezarr.scan(
+            folder, pattern=pattern, types=types
+        ),
     }
     try:
         import tifffile

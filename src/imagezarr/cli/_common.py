@@ -118,6 +118,8 @@ def summary_tree(m: Manifest, *, title: str) -> Tree:
     )
     if m.unmatched or m.unreadable:
         tree.add(f"[yellow]skipped: {m.unmatched} unmatched, {len(m.unreadable)} unreadable[/]")
+    for note in m.notes:
+        tree.add(f"[dim]{note}[/]")
     for node in m.nodes:
         holes = int((node.file_index < 0).sum())
         shape = node.shape + tuple(node.image.shape)

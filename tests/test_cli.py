@@ -125,9 +125,10 @@ def test_demo_runs_end_to_end_as_a_console_script(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "imagezarr")
     if not os.path.exists(exe):
         pytest.skip("the imagezarr console script is not installed in this environment")
+    where = tmp_path / "my demo ü"  # spaces and umlauts must survive the pasted commands
     run = subprocess.run(
-        [exe, "demo", str(tmp_path / "demo"), "--plants", "3", "--nights", "2"],
-        capture_output=True,
+        [exe, "demo", str(where), "--plants", "3", "--nights", "2"],
+        capture_output=True,  # piped: nothing may wrap the commands
         text=True,
         timeout=300,
         check=False,
@@ -135,7 +136,19 @@ def test_demo_runs_end_to_end_as_a_console_script(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "mean leaf intensity per plant and protocol step" in run.stdout
     assert "files checked: ok" in run.stdout
-    assert (tmp_path / "demo" / "psii.imagezarr.json").exists()
+    assert (where / "psii.imagezarr.json").exists()
+    steps = run.stdout.split("next steps (paste them as they are):\n", 1)[1].splitlines()
+    assert len(steps) == 3
+    bare = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    bare["PATH"] = "/usr/bin:/bin"  # no venv on PATH: the commands must name it themselves
+    for line in steps:
+        pasted = subprocess.run(
+            line.strip(), shell=True, capture_output=True, text=True, env=bare, check=False
+        )
+        assert pasted.returncode == 0, (line, pasted.stderr)
+    assert "<xarray.Dataset>" in subprocess.run(
+        steps[0].strip(), shell=True, capture_output=True, text=True, env=bare, check=False
+    ).stdout
 
 
 def test_manifest_path_in_summary(psii, tmp_path, capsys):

@@ -24,7 +24,9 @@ def test_readme_tutorial_runs_as_written(psii, monkeypatch, capsys):
     images, truth = psii
     monkeypatch.chdir(images.parent)
     assert main(tutorial_scan_command()) == 0
-    assert "timestamp (barcode, night, param) datetime" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "timestamp (night, barcode, param) datetime" in printed
+    assert "dims chosen: (night, barcode, param, frame); 288 slot(s), 48 hole(s)" in printed
     code = re.search(r"```python\nimport imagezarr\n(.*?)```", README.read_text(), re.DOTALL)
     assert code is not None
     namespace: dict[str, object] = {}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import click
 
 from .. import api
-from ..testing import PSII_DIMS, PSII_PATTERN, PSII_TYPES, make_psii_experiment
+from ..testing import PSII_PATTERN, PSII_TYPES, make_psii_experiment
 from ..verify import verify
 from ._common import console, echo_tree, lazy_progress, summary_tree
 
@@ -25,11 +29,11 @@ def demo(directory: str, plants: int, nights: int) -> None:
         truth = make_psii_experiment(images, plants=plants, nights=nights)
         console.print(f"generated {len(truth)} PNG images in {images}/ (one folder per night)")
     console.rule("1. scan: file names -> labeled dims (no pixels read)")
-    console.print(f"pattern: {PSII_PATTERN}")
+    console.print(f"pattern: {PSII_PATTERN}", soft_wrap=True)
     t0 = time.perf_counter()
     with lazy_progress("probing headers") as progress:
         m = api.scan(
-            images, pattern=PSII_PATTERN, types=PSII_TYPES, dims=PSII_DIMS, progress=progress
+            images, pattern=PSII_PATTERN, types=PSII_TYPES, progress=progress
         )  # type: ignore[arg-type]
     out = m.save(top / "psii.imagezarr.json")
     dt = time.perf_counter() - t0
@@ -45,7 +49,20 @@ def demo(directory: str, plants: int, nights: int) -> None:
     console.rule("4. verify: every file still there and unchanged")
     report = verify(m)
     console.print(f"{report.checked} files checked: " + ("ok" if report.ok else "PROBLEMS"))
-    console.print(
-        f'\nreopen it yourself:  python -c "import imagezarr; '
-        f"print(imagezarr.open_dataset('{out}'))\""
-    )
+    console.print("\nnext steps (paste them as they are):", soft_wrap=True)
+    for line in next_steps(out):
+        console.print(f"  {line}", soft_wrap=True, markup=False)
+
+
+def next_steps(manifest: Path) -> list[str]:
+    """Commands that work when pasted: this Python and this imagezarr, quoted for the shell."""
+    python = sys.executable
+    script = Path(python).with_name("imagezarr.exe" if os.name == "nt" else "imagezarr")
+    cli = [str(script)] if script.exists() else [python, "-m", "imagezarr"]
+    code = f"import imagezarr; print(imagezarr.open_dataset({str(manifest)!r}))"
+    quote = subprocess.list2cmdline if os.name == "nt" else shlex.join
+    return [
+        quote([python, "-c", code]),
+        quote([*cli, "info", str(manifest)]),
+        quote([*cli, "verify", str(manifest)]),
+    ]

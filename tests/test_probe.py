@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -11,15 +10,24 @@ from typing import Any
 import imagecodecs
 import numpy as np
 import pytest
-import tifffile
 import zarr
 import zarr.registry
 from PIL import Image
 from zarr.core.buffer import cpu
 from zarr.storage import MemoryStore
 
+from imagefiles import DATA, codec_decode, pil, tif, tiff_from_tags
 from imagezarr.errors import ProbeError, UnsupportedImageError
-from imagezarr.probe import EXTENSIONS, ImageInfo, detect_format, probe, probe_bytes, probe_file
+from imagezarr.probe import (
+    EXTENSIONS,
+    ImageInfo,
+    _tiff,
+    detect_format,
+    probe,
+    probe_bytes,
+    probe_file,
+)
+from imagezarr.probe._common import HEAD_SIZE, MAX_READ
 
 PLANTCV = Path("/work/shared/data/plantcv-testdata")
 RNG = np.random.default_rng(42)
@@ -50,18 +58,6 @@ AVAILABLE = {
 }
 
 
-def pil(image: Image.Image, fmt: str, **kwargs: Any) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format=fmt, **kwargs)
-    return buf.getvalue()
-
-
-def tif(data: np.ndarray, **kwargs: Any) -> bytes:
-    buf = io.BytesIO()
-    tifffile.imwrite(buf, data, **kwargs)
-    return buf.getvalue()
-
-
 def palette(array: np.ndarray, colours: list[int], **kwargs: Any) -> bytes:
     image = Image.fromarray(array, "L").convert("P")
     image.putpalette(colours)
@@ -89,6 +85,59 @@ def gif_on_larger_screen() -> bytes:
     data = bytearray(imagecodecs.gif_encode(GRAY))
     data[6:10] = struct.pack("<HH", 60, 40)  # logical screen larger than the one frame
     return bytes(data)
+
+
+CHW = np.moveaxis(RGB, -1, 0).copy()
+
+
+def packed_tiff(bits: int, sampleformat: int, height: int = 37, width: int = 53) -> bytes:
+    """An uncompressed 1-sample TIFF of ``bits``-bit integers, packed (tifffile writes none)."""
+    size = (width * bits + 7) // 8 * height
+    pixels = RNG.integers(0, 256, size, dtype=np.uint8).tobytes()
+    tags = [(256, 4, [width]), (257, 4, [height]), (258, 3, [bits]), (259, 3, [1])]
+    tags += [(262, 3, [1]), (273, 4, [DATA]), (277, 3, [1]), (278, 4, [height])]
+    tags += [(279, 4, [size]), (339, 3, [sampleformat])]
+    return tiff_from_tags(tags, pixels)
+
+
+def old_style_jpeg_tiff(image: np.ndarray) -> bytes:
+    """An old-style JPEG (Compression 6) TIFF whose strip is one whole JPEG stream."""
+    stream = bytes(imagecodecs.jpeg8_encode(image))
+    height, width = image.shape[:2]
+    samples = 1 if image.ndim == 2 else 3
+    tags = [(256, 4, [width]), (257, 4, [height]), (258, 3, [8] * samples), (259, 3, [6])]
+    tags += [(262, 3, [1 if samples == 1 else 6]), (273, 4, [DATA]), (277, 3, [samples])]
+    tags += [(278, 4, [height]), (279, 4, [len(stream)]), (513, 4, [DATA])]
+    tags += [(514, 4, [len(stream)])]
+    return tiff_from_tags(tags, stream)
+
+
+def ycbcr_tiff(
+    planar: int,
+    bits: int = 8,
+    height: int = 37,
+    width: int = 53,
+    subsampling: tuple[int, int] = (1, 1),
+) -> bytes:
+    """An uncompressed YCbCr TIFF (read by libtiff's RGBA path); the pixel data is sized for
+    no sub-sampling, which only matters to files the decoder refuses anyway."""
+    plane = height * width * bits // 8
+    offsets = [DATA] if planar == 1 else [8, 8 + plane, 8 + 2 * plane]
+    counts = [3 * plane] if planar == 1 else [plane] * 3
+    tags = [(256, 4, [width]), (257, 4, [height]), (258, 3, [bits] * 3), (259, 3, [1])]
+    tags += [(262, 3, [6]), (273, 4, offsets), (277, 3, [3]), (278, 4, [height])]
+    tags += [(279, 4, counts), (284, 3, [planar]), (530, 3, list(subsampling))]
+    return tiff_from_tags(tags, RNG.integers(0, 256, 3 * plane, dtype=np.uint8).tobytes())
+
+
+def pixarlog_tiff(image: np.ndarray) -> bytes:
+    """A PixarLog (Compression 32909) TIFF of float32 RGB."""
+    strip = bytes(imagecodecs.pixarlog_encode(image))
+    height, width, samples = image.shape
+    tags = [(256, 4, [width]), (257, 4, [height]), (258, 3, [32] * samples)]
+    tags += [(259, 3, [32909]), (262, 3, [2]), (273, 4, [DATA]), (277, 3, [samples])]
+    tags += [(278, 4, [height]), (279, 4, [len(strip)]), (339, 3, [3] * samples)]
+    return tiff_from_tags(tags, strip)
 
 
 PALETTE = [v for i in range(256) for v in ((i * 7) % 256, (i * 13) % 256, i)]
@@ -144,6 +193,55 @@ KINDS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "tiff-palette": (
         "tiff",
         lambda: tif(GRAY, photometric="palette", colormap=np.tile(np.arange(256) * 257, (3, 1))),
+    ),
+    # JPEG decodes like any compression since imagecodecs 2026.8.16: planar stays planar
+    "tiff-jpeg-planar": (
+        "tiff",
+        lambda: tif(CHW, photometric="rgb", planarconfig="separate", compression="jpeg"),
+    ),
+    "tiff-jpeg-12bit": (
+        "tiff",
+        lambda: tif(GRAY.astype(np.uint16) * 16, compression="jpeg", bitspersample=12),
+    ),
+    "tiff-jpeg-12bit-planar": (
+        "tiff",
+        lambda: tif(
+            CHW.astype(np.uint16) * 16,
+            photometric="rgb",
+            planarconfig="separate",
+            compression="jpeg",
+            bitspersample=12,
+        ),
+    ),
+    "tiff-jpeg-rgb-colorspace": (
+        "tiff",
+        lambda: tif(
+            RGB, photometric="rgb", compression="jpeg", compressionargs={"outcolorspace": "rgb"}
+        ),
+    ),
+    "tiff-jpeg-cmyk": ("tiff", lambda: tif(RGBA, photometric="separated", compression="jpeg")),
+    "tiff-jpeg-2-samples": (
+        "tiff",
+        lambda: tif(
+            RGB[..., :2], photometric="minisblack", planarconfig="contig", compression="jpeg"
+        ),
+    ),
+    "tiff-lerc": ("tiff", lambda: tif(GRAY.astype(np.float32), compression="lerc")),
+    "tiff-int12": ("tiff", lambda: packed_tiff(12, sampleformat=2)),
+    "tiff-int1": ("tiff", lambda: packed_tiff(1, sampleformat=2)),
+    "tiff-ojpeg": ("tiff", lambda: old_style_jpeg_tiff(RGB)),
+    "tiff-ojpeg-gray": ("tiff", lambda: old_style_jpeg_tiff(GRAY)),
+    "tiff-ycbcr-uncompressed": ("tiff", lambda: ycbcr_tiff(planar=2)),
+    "tiff-pixarlog": ("tiff", lambda: pixarlog_tiff(RGB.astype(np.float32))),
+    "tiff-volume-planar": (
+        "tiff",
+        lambda: tif(
+            np.stack([CHW, CHW[:, ::-1]], axis=1),
+            photometric="rgb",
+            planarconfig="separate",
+            volumetric=True,
+            tile=(1, 16, 16),
+        ),
     ),
     "webp-lossy": ("webp", lambda: pil(Image.fromarray(RGB), "WEBP", quality=80)),
     "webp-lossy-alpha": ("webp", lambda: pil(Image.fromarray(RGBA), "WEBP", quality=80)),
@@ -271,6 +369,179 @@ def test_multipage_tiff_is_unsupported(tmp_path: Path) -> None:
     assert imagecodecs.tiff_decode(path.read_bytes(), index=None).shape == (3, 37, 53)
     with pytest.raises(UnsupportedImageError, match=r"stack\.tif: TIFF with 3 pages"):
         probe_file(path)
+
+
+def test_planar_jpeg_tiff_is_served_channels_first() -> None:
+    """Regression: the probe said (h, w, c) and the decoder gave (c, h, w): scrambled pixels."""
+    data = tif(CHW, photometric="rgb", planarconfig="separate", compression="jpeg")
+    info = probe_bytes(data, name="planar.tif")
+    assert (info.shape, info.dtype, info.dims) == ((3, 37, 53), "uint8", ("c", "y", "x"))
+    raw, served = codec_decode(data, info.codec, info.shape, info.dtype)
+    assert raw is not None
+    assert raw.shape == info.shape
+    np.testing.assert_array_equal(served, raw)
+    # lossy, but each plane is still its own channel, not a slice across channels
+    assert np.abs(served.astype(int) - CHW).mean() < 8
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_12bit_jpeg_tiff_is_uint16(planar: bool) -> None:
+    """Regression: the probe said uint8 for 12-bit JPEG, so the store kept the low byte."""
+    # smooth, so that lossy chroma sub-sampling keeps every pixel close
+    y, x = np.mgrid[:37, :53]
+    image = np.dstack([y * 100, x * 70, (y + x) * 40]).astype(np.uint16)
+    image = np.moveaxis(image, -1, 0).copy() if planar else image
+    layout = {"planarconfig": "separate" if planar else "contig"}
+    data = tif(image, photometric="rgb", compression="jpeg", bitspersample=12, **layout)
+    info = probe_bytes(data, name="twelve.tif")
+    assert (info.shape, info.dtype) == (image.shape, "uint16")
+    raw, served = codec_decode(data, info.codec, info.shape, info.dtype)
+    assert raw is not None
+    assert raw.dtype == np.uint16
+    np.testing.assert_array_equal(served, raw)
+    assert served.max() > 255  # the high bits survive
+    assert np.abs(served.astype(int) - image).mean() < 16
+
+
+def test_jpeg_tiff_is_refused_by_imagecodecs_before_2026_8_16(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # those versions decode TIFF JPEG through libtiff's RGBA interface, planar files chunky
+    monkeypatch.setattr(_tiff, "_JPEG_NATIVE", False)
+    with pytest.raises(UnsupportedImageError, match=r"old\.tif: .*imagecodecs 2026\.8\.16"):
+        probe_bytes(tif(RGB, photometric="rgb", compression="jpeg"), name="old.tif")
+    assert probe_bytes(tif(RGB, photometric="rgb", compression="zlib")).shape == (37, 53, 3)
+
+
+def plain_tags(width: int, height: int, bits: int, size: int) -> list[tuple[int, int, list[int]]]:
+    return [
+        (256, 4, [width]),
+        (257, 4, [height]),
+        (258, 3, [bits]),
+        (259, 3, [1]),
+        (262, 3, [1]),
+        (273, 4, [DATA]),
+        (277, 3, [1]),
+        (278, 4, [height]),
+        (279, 4, [size]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("duplicate", "expected"),
+    [
+        ((256, 4, [8]), ((10, 16), "uint8")),  # a second ImageWidth
+        ((258, 3, [16]), ((10, 16), "uint8")),  # a second BitsPerSample
+        ((339, 3, [2]), ((10, 16), "uint8")),  # SampleFormat given twice, uint first
+    ],
+)
+def test_duplicated_tiff_tags_keep_the_first_value(
+    duplicate: tuple[int, int, list[int]], expected: tuple[tuple[int, ...], str]
+) -> None:
+    """Regression: the probe kept the last value of a repeated tag, libtiff keeps the first."""
+    tags = [*plain_tags(16, 10, 8, 160), (339, 3, [1])]
+    at = next(i for i, (tag, _, _) in enumerate(tags) if tag == duplicate[0])
+    data = tiff_from_tags([*tags[: at + 1], duplicate, *tags[at + 1 :]], bytes(range(160)))
+    info = probe_bytes(data, name="dup.tif")
+    assert (info.shape, info.dtype) == expected
+    raw, served = codec_decode(data, info.codec, info.shape, info.dtype)
+    assert raw is not None
+    assert (raw.shape, raw.dtype.name) == expected
+    np.testing.assert_array_equal(served, raw)
+
+
+def test_packed_signed_tiff_rounds_up_like_the_decoder() -> None:
+    """Regression: signed 1..31-bit samples decode to int8/16/32; the probe refused them."""
+    for bits, dtype in ((1, "int8"), (7, "int8"), (12, "int16"), (24, "int32")):
+        data = packed_tiff(bits, sampleformat=2)
+        info = probe_bytes(data)
+        assert (info.shape, info.dtype) == ((37, 53), dtype), bits
+        assert imagecodecs.tiff_decode(data).dtype == np.dtype(dtype)
+
+
+UNDECODABLE_TIFFS: dict[str, tuple[Callable[[], bytes], str]] = {
+    # the decoder fails on each of these; the probe used to accept them
+    "uint40": (lambda: packed_tiff(40, sampleformat=1), r"TIFF sample format 1 with 40 bits"),
+    "cmyk16": (
+        lambda: tif(RGBA.astype(np.uint16), photometric="separated"),
+        r"CMYK TIFF with 16-bit samples",
+    ),
+    "cmyk-planar-5": (
+        lambda: tif(
+            np.concatenate([np.moveaxis(RGBA, -1, 0), CHW[:1]]),
+            photometric="separated",
+            planarconfig="separate",
+        ),
+        r"CMYK TIFF with 5 samples per pixel, planar configuration 2",
+    ),
+    "ycbcr16": (lambda: ycbcr_tiff(planar=1, bits=16), r"YCbCr TIFF with 16-bit samples"),
+    "ycbcr-1-row": (
+        lambda: ycbcr_tiff(planar=1, height=1, subsampling=(2, 2)),
+        r"YCbCr TIFF of 53x1 pixels, smaller than its 2x2 chroma sub-sampling block",
+    ),
+    "jpeg-10bit": (
+        lambda: tif(GRAY.astype(np.uint16), compression="jpeg", bitspersample=10),
+        r"JPEG-compressed TIFF with 10-bit samples",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(UNDECODABLE_TIFFS))
+def test_tiffs_the_decoder_cannot_read_are_refused(kind: str) -> None:
+    make, message = UNDECODABLE_TIFFS[kind]
+    data = make()
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever libtiff or imagecodecs raise
+        imagecodecs.tiff_decode(data, index=None)
+    with pytest.raises(UnsupportedImageError, match=rf"bad\.tif: {message}"):
+        probe_bytes(data, name="bad.tif")
+
+
+def test_cmyk_volume_is_refused_not_cut_to_its_first_slice() -> None:
+    data = tif(np.stack([RGBA, RGBA[::-1]]), photometric="separated", volumetric=True)
+    # libtiff's RGBA reader returns one slice and drops the rest without a word
+    assert imagecodecs.tiff_decode(data, index=None).shape == (37, 53, 3)
+    with pytest.raises(UnsupportedImageError, match=r"v\.tif: CMYK TIFF with image depth 2"):
+        probe_bytes(data, name="v.tif")
+
+
+def test_planar_volume_axes() -> None:
+    _, make = KINDS["tiff-volume-planar"]
+    info = probe_bytes(make())
+    assert (info.shape, info.dims) == ((3, 2, 37, 53), ("c", "z", "y", "x"))
+
+
+def big_noise_gif(side: int) -> bytes:
+    """A single-frame GIF of random pixels: LZW cannot shrink it, so it is big."""
+    pixels = np.random.default_rng(7).integers(0, 256, (side, side), dtype=np.uint8)
+    return pil(Image.fromarray(pixels, "L"), "GIF")
+
+
+def test_single_frame_gif_larger_than_the_read_limit() -> None:
+    """Regression: a valid GIF bigger than MAX_READ was called corrupt."""
+    data = big_noise_gif(3700)
+    assert len(data) > MAX_READ
+    read, sizes = counting(data)
+    info = probe(read, size=len(data), name="big.gif")
+    assert (info.shape, info.dtype) == ((3700, 3700), "uint8")
+    assert sum(sizes) <= len(data) + HEAD_SIZE  # the walk re-reads part of the first read
+    assert len(sizes) < 40  # windows grow: few requests on an object store
+    raw, served = codec_decode(data, info.codec, info.shape, info.dtype)
+    assert raw is not None
+    assert raw.shape == info.shape
+    np.testing.assert_array_equal(served, raw)
+
+
+def test_gif_image_data_beyond_what_its_frame_can_hold_is_corrupt() -> None:
+    """The read limit grows only by what a frame of its size needs: a 1x1 frame cannot have
+    megabytes of LZW data, so endless sub-blocks stay bounded."""
+    head = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + bytes(6)
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02"
+    blocks = (b"\xff" + bytes(255)) * (MAX_READ // 256 + 1024)
+    data = head + frame + blocks + b"\x00\x3b"
+    read, sizes = counting(data)
+    with pytest.raises(ProbeError, match=r"endless\.gif: header walk needs more than"):
+        probe(read, size=len(data), name="endless.gif")
+    assert sum(sizes) < MAX_READ + 64 * 1024
 
 
 def test_animated_gif_is_unsupported(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 The probes never decode pixels. The shape and dtype they report are exactly what the matching
 ``imagecodecs`` zarr-3 codec yields when it decodes the same file, because that codec is what
-zarr uses to serve each image as one chunk.
+zarr uses to serve each image as one chunk (the codec only reshapes what it decodes, so a wrong
+prediction of the same size would scramble pixels silently). ``tests/test_probe_differential.py``
+checks that on generated files of every format; a file the decoder cannot read is refused.
 
 Interface (stable; the format modules fill it in):
 

@@ -1,7 +1,9 @@
 """Shared pieces of the header probes: the result type, limits and a bounded byte source.
 
 Every probe reads through ``Source``, which caches the first read, refuses to read more than
-``MAX_READ`` bytes in total and turns short reads into ``ProbeError`` naming the file.
+``MAX_READ`` bytes in total and turns short reads into ``ProbeError`` naming the file. A probe
+that must walk over data a valid file of that shape necessarily contains (a GIF frame's LZW
+sub-blocks) raises its own limit by that amount with ``Source.allow``.
 """
 
 from __future__ import annotations
@@ -83,6 +85,16 @@ class Source:
         self.size = size
         self.name = name
         self.bytes_read = len(head)
+        self.limit = MAX_READ
+
+    def allow(self, extra: int) -> None:
+        """Let this probe read ``extra`` more bytes than ``MAX_READ``.
+
+        For data the walk must cross whose size the header bounds (a GIF frame's image data
+        cannot exceed what its pixel count needs): a large valid file is then read to the end
+        instead of being called corrupt, while hostile input stays bounded by its own header.
+        """
+        self.limit += max(0, extra)
 
     def fail(self, what: str) -> NoReturn:
         """Raise a ProbeError saying ``<name>: <what>`` (a corrupt or truncated header)."""
@@ -105,9 +117,9 @@ class Source:
             length = max(0, min(length, self.size - offset))
         if length == 0:
             return b""
-        if self.bytes_read + length > MAX_READ:
+        if self.bytes_read + length > self.limit:
             msg = (
-                f"header walk needs more than {MAX_READ} bytes; the file is corrupt or "
+                f"header walk needs more than {self.limit} bytes; the file is corrupt or "
                 "its header is unusually large"
             )
             self.fail(msg)

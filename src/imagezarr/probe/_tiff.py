@@ -1,16 +1,26 @@
 """TIFF header probe (classic and BigTIFF, either byte order).
 
 What ``imagecodecs.tiff_decode`` (libtiff, the ``imagecodecs_tiff`` codec) returns for the
-first IFD, checked against imagecodecs 2026.10:
+first IFD, checked against imagecodecs 2026.8.16 and 2026.10.10 (``tests/test_probe.py`` and
+the generated files of ``tests/test_probe_differential.py``):
 
 - chunky (PlanarConfiguration 1) images: ``(h, w)`` or ``(h, w, samples)``;
 - planar (PlanarConfiguration 2) images with several samples: ``(samples, h, w)`` — the
-  samples axis comes FIRST, exactly as the codec returns it;
-- JPEG/OJPEG-compressed and YCbCr images are read as RGBA and cut to the sample count
-  (``uint8``); CMYK (Photometric 5) is converted to RGB ``(h, w, 3)`` ``uint8``;
-- 1-bit integer data is ``bool``; other bit depths round up to 8, 16, 32 or 64-bit integers;
-  floats are 16, 32 or 64-bit; palette images return the indices, not colours;
-- an ImageDepth > 1 adds a depth axis before the height.
+  samples axis comes FIRST, exactly as the codec returns it; an ImageDepth > 1 adds a depth
+  axis before the height;
+- JPEG (Compression 7) decodes like every other compression, planar files included: YCbCr
+  JPEG is converted to RGB in place, 8-bit samples are ``uint8``, 12 and 16-bit ``uint16``.
+  imagecodecs before 2026.8.16 read JPEG through libtiff's RGBA interface instead (planar
+  files came back chunky, 12-bit failed), so there JPEG-compressed TIFF is refused;
+- old-style JPEG (Compression 6), YCbCr without JPEG and CMYK (Photometric 5) without JPEG
+  go through libtiff's RGBA interface: only 8-bit samples, ``uint8``, CMYK converted to RGB
+  ``(h, w, 3)``, the others cut to their sample count; layouts that interface refuses are
+  refused here too;
+- 1-bit unsigned integers are ``bool``; other integers of up to 32 bits round up to 8, 16 or
+  32 bits (signed 1-bit data to ``int8``), 64-bit ones stay; floats are 16, 32 or 64-bit;
+  palette images return the indices, not colours.
+
+A tag repeated in one IFD counts with its FIRST value, as libtiff ignores later duplicates.
 
 Multi-page files: the zarr codec decodes with ``index=None``, which stacks every page whose
 shape and dtype match the first page. That shape depends on every IFD in the file, so a TIFF
@@ -20,20 +30,35 @@ pyramid levels) are not pages and are ignored.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
-from imagezarr.probe._common import MAX_STEPS, ImageInfo, Source
+from imagezarr.probe._common import MAX_STEPS, ImageInfo, Source, image_shape
 
 __all__ = ["SIGNATURES", "probe_tiff"]
 
 SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _CODEC = {"name": "imagecodecs_tiff"}
 _TYPES = {1: "B", 3: "H", 4: "I", 16: "Q", 6: "b", 8: "h", 9: "i", 17: "q", 7: "B", 13: "I"}
-_WANTED = {256, 257, 258, 259, 262, 277, 284, 339, 32997}
+_WANTED = {256, 257, 258, 259, 262, 277, 284, 332, 339, 513, 530, 32997}
 _COMPRESSIONS = {1, 2, 3, 4, 5, 6, 7, 8, 32773, 32908, 32909, 32946, 34676, 34677, 34925}
-_COMPRESSIONS |= {50000, 50001}
+_COMPRESSIONS |= {34887, 50000, 50001}  # 34887: LERC
 _MAX_ENTRIES = 4096
+_JPEG_BITS = (8, 12, 16)  # what libtiff's JPEG codec decodes; other precisions fail
+
+
+def _native_jpeg() -> bool:
+    """Whether the installed imagecodecs decodes TIFF JPEG natively (2026.8.16 and later)."""
+    try:
+        found = re.match(r"(\d+)\.(\d+)\.(\d+)", version("imagecodecs"))
+    except PackageNotFoundError:
+        return False
+    return found is not None and tuple(map(int, found.groups())) >= (2026, 8, 16)
+
+
+_JPEG_NATIVE = _native_jpeg()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,18 +94,8 @@ def probe_tiff(src: Source) -> ImageInfo:
             "pages into separate files"
         )
         src.reject(msg)
-    shape, dtype = _shape_dtype(src, tags)
-    return ImageInfo("tiff", shape, dtype, dict(_CODEC), _axes_for(src, tags, shape))
-
-
-def _axes_for(src: Source, tags: dict[int, list[int]], shape: tuple[int, ...]) -> str:
-    """Axis letters when they differ from the usual ``yx`` / ``yxc`` (planar or deep images)."""
-    planar = _first(src, tags, 284, 1) == 2 and len(shape) == 3 and shape[0] > 1
-    planes = _first(src, tags, 277, 1) if planar else 1
-    depth = max(1, _first(src, tags, 32997, 1))
-    letters = "".join(a for a, n in (("c", planes), ("z", depth), ("y", 2), ("x", 2)) if n > 1)
-    letters += "c" * (len(shape) - len(letters))
-    return "" if letters in ("yx", "yxc") or len(letters) != len(shape) else letters
+    shape, dtype, axes = _decoded(src, tags)
+    return ImageInfo("tiff", shape, dtype, dict(_CODEC), axes)
 
 
 def _read_header(src: Source) -> tuple[_Layout, int]:
@@ -115,7 +130,7 @@ def _read_ifd(src: Source, layout: _Layout, offset: int) -> tuple[dict[int, list
     for i in range(count):
         entry = table[i * size : (i + 1) * size]
         tag = struct.unpack(layout.order + "H", entry[:2])[0]
-        if tag in _WANTED:
+        if tag in _WANTED and tag not in tags:  # libtiff ignores later duplicates
             tags[tag] = _values(src, layout, entry)
     (next_ifd,) = struct.unpack(layout.offset_fmt, table[count * size :])
     return tags, next_ifd
@@ -173,7 +188,8 @@ def _first(src: Source, tags: dict[int, list[int]], tag: int, default: int) -> i
     return values[0]
 
 
-def _shape_dtype(src: Source, tags: dict[int, list[int]]) -> tuple[tuple[int, ...], str]:
+def _decoded(src: Source, tags: dict[int, list[int]]) -> tuple[tuple[int, ...], str, str]:
+    """Return the decoded shape, dtype and axis letters ('' for the usual yx / yxc)."""
     if 256 not in tags or 257 not in tags:
         msg = "corrupt TIFF: the first IFD has no ImageWidth or ImageLength tag"
         src.fail(msg)
@@ -183,38 +199,90 @@ def _shape_dtype(src: Source, tags: dict[int, list[int]]) -> tuple[tuple[int, ..
     depth = max(1, _first(src, tags, 32997, 1))
     compression = _first(src, tags, 259, 1)
     photometric = _first(src, tags, 262, 0)
+    planar = _first(src, tags, 284, 1) == 2
+    bits = _first(src, tags, 258, 1)
     if not 0 < samples <= 64 or depth > 65536 or height * width * depth * samples > 2**34:
         msg = f"absurd TIFF: {samples} samples per pixel, image depth {depth}"
         src.fail(msg)
     if compression not in _COMPRESSIONS:
         msg = f"TIFF compression {compression} is not decodable by libtiff"
         src.reject(msg)
-    if compression in (6, 7) or photometric == 6:
-        return _squeeze(1, 1, height, width, min(samples, 4)), "uint8"
-    if photometric == 5:
-        return (height, width, 3), "uint8"
     if photometric in (32844, 32845):
         msg = "TIFF with LogLuv/LogL photometric interpretation"
         src.reject(msg)
-    dtype = _dtype(src, _first(src, tags, 339, 1), _first(src, tags, 258, 1))
-    if _first(src, tags, 284, 1) == 2:
-        return _squeeze(samples, depth, height, width, 1), dtype
-    return _squeeze(1, depth, height, width, samples), dtype
+    if compression == 6 or (compression != 7 and photometric in (5, 6)):
+        return _rgba(src, tags, height, width), "uint8", ""
+    if compression == 7 and not _JPEG_NATIVE:
+        msg = (
+            "JPEG-compressed TIFF needs imagecodecs 2026.8.16 or later (older versions return "
+            "another layout); upgrade imagecodecs"
+        )
+        src.reject(msg)
+    if compression == 7 and bits not in _JPEG_BITS:
+        msg = f"JPEG-compressed TIFF with {bits}-bit samples is not decodable by libtiff"
+        src.reject(msg)
+    dtype = _dtype(src, _first(src, tags, 339, 1), bits)
+    if planar and samples > 1:
+        dims = (("c", samples), ("z", depth), ("y", height), ("x", width))
+    else:
+        dims = (("z", depth), ("y", height), ("x", width), ("c", samples))
+    # the codec drops every axis of length 1 except height and width
+    kept = [(a, n) for a, n in dims if n > 1 or a in "yx"]
+    axes = "".join(a for a, _ in kept)
+    return tuple(n for _, n in kept), dtype, "" if axes in ("yx", "yxc") else axes
 
 
-def _squeeze(planes: int, depth: int, height: int, width: int, samples: int) -> tuple[int, ...]:
-    """Drop the axes of length 1 except height and width, as the codec does."""
-    dims = (planes, depth, height, width, samples)
-    return tuple(s for i, s in enumerate(dims) if s > 1 or i in (2, 3))
+def _rgba(src: Source, tags: dict[int, list[int]], height: int, width: int) -> tuple[int, ...]:
+    """The shape libtiff's RGBA interface yields, refusing what it cannot read."""
+    compression = _first(src, tags, 259, 1)
+    photometric = _first(src, tags, 262, 0)
+    planar = _first(src, tags, 284, 1) == 2
+    samples = _first(src, tags, 277, 1)
+    bits = _first(src, tags, 258, 1)
+    depth = max(1, _first(src, tags, 32997, 1))
+    kind = "old-style JPEG" if compression == 6 else "CMYK" if photometric == 5 else "YCbCr"
+    if bits != 8:
+        msg = f"{kind} TIFF with {bits}-bit samples: not decodable by libtiff (8-bit only)"
+        src.reject(msg)
+    if depth > 1:
+        msg = (
+            f"{kind} TIFF with image depth {depth}: libtiff's RGBA reader would return only its "
+            "first slice"
+        )
+        src.reject(msg)
+    if compression == 6:
+        ok = samples <= 4
+    elif photometric == 5:
+        ok = _first(src, tags, 332, 1) == 1 and (samples == 4 if planar else samples >= 4)
+    else:
+        ok = samples == 3 and (not planar or tags.get(530) == [1, 1])
+    if not ok:
+        msg = (
+            f"{kind} TIFF with {samples} samples per pixel, planar configuration "
+            f"{2 if planar else 1}: not decodable by libtiff"
+        )
+        src.reject(msg)
+    blocks = [*tags.get(530, []), 2, 2][:2]  # YCbCrSubSampling, default 2x2
+    # an old-style JPEG stream (JPEGInterchangeFormat) overrides the tag with its own factors,
+    # which the header does not show: such a file too small for them fails only when read
+    stream = compression == 6 and 513 in tags
+    if photometric == 6 and not stream and (width < blocks[0] or height < blocks[1]):
+        msg = (
+            f"YCbCr TIFF of {width}x{height} pixels, smaller than its {blocks[0]}x{blocks[1]} "
+            "chroma sub-sampling block: not decodable by libtiff"
+        )
+        src.reject(msg)
+    if photometric == 5 and compression != 6:
+        return (height, width, 3)  # CMYK is converted to RGB
+    return image_shape(height, width, samples)
 
 
 def _dtype(src: Source, sampleformat: int, bits: int) -> str:
     if sampleformat == 1 and bits == 1:
         return "bool"
-    if sampleformat == 1 and 1 < bits <= 64:
-        return f"uint{max(8, 1 << (bits - 1).bit_length())}"
-    if sampleformat == 2 and bits in (8, 16, 32, 64):
-        return f"int{bits}"
+    if sampleformat in (1, 2) and (0 < bits <= 32 or bits == 64):
+        kind = "uint" if sampleformat == 1 else "int"
+        return f"{kind}{max(8, 1 << (bits - 1).bit_length())}"
     if sampleformat == 3 and bits in (16, 32, 64):
         return f"float{bits}"
     if sampleformat == 6 and bits in (64, 128):

@@ -146,9 +146,12 @@ def test_demo_runs_end_to_end_as_a_console_script(tmp_path):
             line.strip(), shell=True, capture_output=True, text=True, env=bare, check=False
         )
         assert pasted.returncode == 0, (line, pasted.stderr)
-    assert "<xarray.Dataset>" in subprocess.run(
-        steps[0].strip(), shell=True, capture_output=True, text=True, env=bare, check=False
-    ).stdout
+    assert (
+        "<xarray.Dataset>"
+        in subprocess.run(
+            steps[0].strip(), shell=True, capture_output=True, text=True, env=bare, check=False
+        ).stdout
+    )
 
 
 def test_manifest_path_in_summary(psii, tmp_path, capsys):

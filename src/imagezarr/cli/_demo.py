@@ -32,9 +32,7 @@ def demo(directory: str, plants: int, nights: int) -> None:
     console.print(f"pattern: {PSII_PATTERN}", soft_wrap=True)
     t0 = time.perf_counter()
     with lazy_progress("probing headers") as progress:
-        m = api.scan(
-            images, pattern=PSII_PATTERN, types=PSII_TYPES, progress=progress
-        )  # type: ignore[arg-type]
+        m = api.scan(images, pattern=PSII_PATTERN, types=PSII_TYPES, progress=progress)  # type: ignore[arg-type]
     out = m.save(top / "psii.imagezarr.json")
     dt = time.perf_counter() - t0
     echo_tree(summary_tree(m, title=str(out)))

@@ -15,7 +15,8 @@ from .manifest import FileDiff, Manifest, ManifestLike, as_manifest, diff_files,
 from .presets import read_table
 from .probe._many import probe_distributed, probe_entries
 from .roots import Check, open_root
-from .store import ImageZarrStore
+from .store import ImageZarrStore, OnError
+from .verify import verify
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -233,6 +234,7 @@ def update(
     root: str | os.PathLike[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     derived: Mapping[str, Derivation] | None = None,
+    drop_undecodable: bool = False,
     progress: Progress | None = None,
 ) -> tuple[Manifest, FileDiff]:
     """Scan a manifest's root (or ``root``) again with the layout it recorded; report changes.
@@ -240,8 +242,10 @@ def update(
     Returns the new manifest (not yet saved) and the difference in files, judged with the
     freshness check ``check`` (with ``"checksum"`` and ``"size"``, files whose time alone
     changed are listed as ``retimed``, not changed). Checksums are recorded again when the
-    manifest had them. Derived fields computed by Python callables must be given again in
-    ``derived``.
+    manifest had them. With ``drop_undecodable``, every file is also decoded and those that
+    fail become holes (listed in ``diff.dropped`` and with the manifest's unreadable files),
+    the fix ``verify --decode`` points to. Derived fields computed by Python callables must
+    be given again in ``derived``.
     """
     old = as_manifest(manifest, root=root, storage_options=storage_options)
     new = scan(
@@ -253,7 +257,12 @@ def update(
         progress=progress,
         checksum=old.files.checksums is not None or check == "checksum",
     )
-    return new, diff_files(old.files, new.files, check)
+    dropped: tuple[str, ...] = ()
+    if drop_undecodable:
+        report = verify(new, decode=True, check=check)
+        dropped = tuple(sorted({p.path for p in report.problems if p.kind == "undecodable"}))
+        new = new.without(dropped)
+    return new, replace(diff_files(old.files, new.files, check), dropped=dropped)
 
 
 def open_store(
@@ -264,12 +273,13 @@ def open_store(
     allow_outside_root: bool = False,
     pipeline: Literal["auto"] | None = "auto",
     storage_options: Mapping[str, Any] | None = None,
+    on_error: OnError = "raise",
 ) -> ImageZarrStore:
     """Open a manifest (object, path or URL) as a read-only zarr store.
 
     ``root`` re-roots it onto a copy of the images (a folder or a URL, e.g. a mirror);
-    ``storage_options`` reach remote manifests and roots; ``check`` and ``pipeline`` are
-    described in :class:`ImageZarrStore`.
+    ``storage_options`` reach remote manifests and roots; ``check``, ``pipeline`` and
+    ``on_error`` are described in :class:`ImageZarrStore`.
     """
     return ImageZarrStore.from_manifest(
         manifest,
@@ -278,6 +288,7 @@ def open_store(
         allow_outside_root=allow_outside_root,
         storage_options=storage_options,
         pipeline=pipeline,
+        on_error=on_error,
     )
 
 
@@ -297,13 +308,16 @@ def open_dataset(
     check: Check = "mtime",
     allow_outside_root: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    on_error: OnError = "raise",
     **kwargs: Any,
 ) -> xr.Dataset:
     """Open one group of a manifest as an :class:`xarray.Dataset` (lazily).
 
     ``chunks={}`` gives dask arrays in batches of whole images (~8 MiB each, so a task
     decodes many images in one zarr call); the default loads lazily without dask. Pixels keep
-    their integer dtype (no NaN masking). Other keywords go to :func:`xarray.open_dataset`.
+    their integer dtype (no NaN masking). ``on_error="fill"`` reads a missing, changed or
+    undecodable file as 0 with one warning naming it (default: raise). Other keywords go to
+    :func:`xarray.open_dataset`.
     """
     import xarray as xr
 
@@ -318,6 +332,7 @@ def open_dataset(
         check=check,
         allow_outside_root=allow_outside_root,
         storage_options=storage_options,
+        on_error=on_error,
         **kwargs,
     )
 
@@ -330,6 +345,7 @@ def open_datatree(
     check: Check = "mtime",
     allow_outside_root: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    on_error: OnError = "raise",
     **kwargs: Any,
 ) -> xr.DataTree:
     """Open a whole manifest as an :class:`xarray.DataTree`: one node per group."""
@@ -345,5 +361,6 @@ def open_datatree(
         check=check,
         allow_outside_root=allow_outside_root,
         storage_options=storage_options,
+        on_error=on_error,
         **kwargs,
     )

@@ -11,6 +11,7 @@ in a :class:`SourceBuffer` that knows its path).
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import imagecodecs
@@ -20,30 +21,46 @@ import zarr
 from zarr.core.buffer import cpu
 from zarr.registry import register_codec
 
-from .errors import ChunkDecodeError
+from .errors import ChunkDecodeError, FilledChunkWarning
 
 if TYPE_CHECKING:
     from zarr.core.array_spec import ArraySpec
     from zarr.core.buffer import Buffer, NDBuffer
 
-__all__ = ["CODEC_NAMES", "FUSED_PIPELINE", "SourceBuffer", "pin_codecs", "prefer_fused_pipeline"]
+__all__ = [
+    "CODEC_NAMES",
+    "FUSED_PIPELINE",
+    "SourceBuffer",
+    "pin_codecs",
+    "prefer_fused_pipeline",
+    "warn_filled",
+]
 
 BATCHED_PIPELINE = "zarr.core.codec_pipeline.BatchedCodecPipeline"
 FUSED_PIPELINE = "zarr.core.codec_pipeline.FusedCodecPipeline"
 
 
 class SourceBuffer(cpu.Buffer):
-    """A CPU buffer that remembers which file its bytes came from."""
+    """A CPU buffer that remembers which file its bytes came from, and whether a file that
+    does not decode should read as the fill value (``on_error="fill"``) instead of raising."""
 
     source: str | None
+    fill: bool
 
-    def __init__(self, array_like: Any, source: str | None = None) -> None:
+    def __init__(self, array_like: Any, source: str | None = None, fill: bool = False) -> None:
         super().__init__(array_like)
         self.source = source
+        self.fill = fill
 
     @classmethod
-    def of(cls, data: bytes, source: str) -> SourceBuffer:
-        return cls(np.frombuffer(data, dtype="B"), source)
+    def of(cls, data: bytes, source: str, *, fill: bool = False) -> SourceBuffer:
+        return cls(np.frombuffer(data, dtype="B"), source, fill)
+
+
+def warn_filled(source: str, reason: str, fill_value: object = 0) -> None:
+    """The one warning per file read as the fill value (``on_error="fill"``)."""
+    msg = f"{source}: read as fill value {fill_value} ({reason})"
+    warnings.warn(msg, FilledChunkWarning, stacklevel=2)
 
 
 def _declared(decoded: np.ndarray, spec: ArraySpec) -> str | None:
@@ -79,21 +96,39 @@ class _Checked:
         try:
             decoded = self._decode_raw(chunk_bytes.as_numpy_array())
         except Exception as e:
+            what = f"cannot decode as {self.format}: {type(e).__name__}: {e}"
             msg = (
-                f"{source}: cannot decode as {self.format} into shape {chunk_spec.shape}: "
-                f"{type(e).__name__}: {e}. The file is corrupt, truncated "
-                "or not the image the manifest says; run `imagezarr verify --decode` and re-scan."
+                f"{source}: {what}. The file is corrupt, truncated or not the image the "
+                f"manifest says; {_UNDECODABLE}"
             )
+            if getattr(chunk_bytes, "fill", False):
+                return _filled(source, what, chunk_spec)
             raise ChunkDecodeError(msg, path=None if source == "a chunk" else source) from e
         problem = _declared(decoded, chunk_spec)
         if problem is not None:
+            what = f"the {self.format} image does not match the array ({problem})"
+            if getattr(chunk_bytes, "fill", False):
+                return _filled(source, what, chunk_spec)
             msg = (
-                f"{source}: the {self.format} image does not match the array ({problem}); "
-                "refusing to reshape or cast it. The file was replaced by a different image, "
-                "or the manifest is wrong; run `imagezarr verify --decode` and re-scan."
+                f"{source}: {what}; refusing to reshape or cast it. The file was replaced by a "
+                f"different image, or the manifest is wrong; {_UNDECODABLE}"
             )
             raise ChunkDecodeError(msg, path=None if source == "a chunk" else source)
         return chunk_spec.prototype.nd_buffer.from_numpy_array(decoded.reshape(chunk_spec.shape))
+
+
+_UNDECODABLE = (
+    "`imagezarr verify --decode MANIFEST` lists every such file, `imagezarr update "
+    "--drop-undecodable MANIFEST` turns them into holes, and on_error='fill' (--on-error fill) "
+    "reads them as the fill value"
+)
+
+
+def _filled(source: str, reason: str, spec: ArraySpec) -> NDBuffer:
+    fill = spec.fill_value
+    warn_filled(source, reason, fill)
+    dtype = spec.dtype.to_native_dtype()
+    return spec.prototype.nd_buffer.from_numpy_array(np.full(spec.shape, fill, dtype=dtype))
 
 
 # Each _decode_raw repeats the one decode call of the imagecodecs codec it subclasses (same

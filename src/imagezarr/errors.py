@@ -19,6 +19,8 @@ Grouped by what the caller does about it; each also subclasses the matching buil
     │   └── ChunkDecodeError              the bytes do not decode as the declared image
     └── ExportError
 
+    FilledChunkWarning (UserWarning)      with on_error="fill": a file read as the fill value
+
 Every message says what went wrong, where (file or URL) and how to fix it.
 """
 
@@ -30,6 +32,7 @@ __all__ = [
     "DiscoveryError",
     "DuplicateIndexError",
     "ExportError",
+    "FilledChunkWarning",
     "ImageZarrError",
     "InconsistentImagesError",
     "LayoutError",
@@ -113,3 +116,8 @@ class ChunkDecodeError(ChunkReadError):
 
 class ExportError(ImageZarrError):
     """An export could not be written."""
+
+
+class FilledChunkWarning(UserWarning):
+    """With ``on_error="fill"``: a missing, changed or undecodable file was read as the fill
+    value instead of raising. The message names the file and what was wrong."""

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from zarr.abc.store import (
@@ -25,7 +25,7 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype, cpu
 
-from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline
+from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline, warn_filled
 from .errors import ChunkReadError, SourceChangedError
 from .hierarchy import build_metadata, chunk_key, image_array_path
 from .layout import Node
@@ -40,9 +40,10 @@ from .roots import (
     stale,
 )
 
-__all__ = ["ImageZarrStore", "ManifestLike"]
+__all__ = ["ImageZarrStore", "ManifestLike", "OnError"]
 
 logger = logging.getLogger(__name__)
+OnError = Literal["raise", "fill"]
 _FIX = (
     "run `imagezarr verify MANIFEST` to list every problem, then `imagezarr update MANIFEST` "
     "to accept the changes"
@@ -69,6 +70,10 @@ class ImageZarrStore(Store):
         ``"auto"`` (default) switches zarr to its fused codec pipeline if zarr's pipeline is
         still the default (zarr chooses pipelines globally, not per store). ``None`` leaves
         zarr's config alone.
+    on_error
+        ``"raise"`` (default): a missing, changed, unreadable or undecodable file is an error
+        naming it. ``"fill"``: it reads as the array's fill value (0) and one
+        :class:`~imagezarr.errors.FilledChunkWarning` names the file and what was wrong.
 
     Examples
     --------
@@ -92,6 +97,7 @@ class ImageZarrStore(Store):
         *,
         check: Check | str = "mtime",
         pipeline: str | None = "auto",
+        on_error: OnError = "raise",
         read_only: bool = True,
     ) -> None:
         if not read_only:
@@ -100,6 +106,10 @@ class ImageZarrStore(Store):
         super().__init__(read_only=True)
         self.manifest = manifest
         self.check = normalize_check(check)
+        if on_error not in ("raise", "fill"):
+            msg = f"on_error must be 'raise' or 'fill', not {on_error!r}"
+            raise ValueError(msg)
+        self.on_error = on_error
         if pipeline == "auto" and prefer_fused_pipeline():
             logger.debug("imagezarr selected zarr's FusedCodecPipeline for fast local reads")
         self._setup()
@@ -114,6 +124,7 @@ class ImageZarrStore(Store):
         allow_outside_root: bool = False,
         storage_options: Mapping[str, Any] | None = None,
         pipeline: str | None = "auto",
+        on_error: OnError = "raise",
     ) -> ImageZarrStore:
         """Open a manifest (object, path or URL) as a store.
 
@@ -127,7 +138,7 @@ class ImageZarrStore(Store):
             allow_outside_root=allow_outside_root,
             storage_options=storage_options,
         )
-        return cls(m, check=check, pipeline=pipeline)
+        return cls(m, check=check, pipeline=pipeline, on_error=on_error)
 
     def _setup(self) -> None:
         pin_codecs()
@@ -144,12 +155,13 @@ class ImageZarrStore(Store):
         self._index_parts = sorted({k for _, k in self._prefixes.values()})
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"manifest": self.manifest, "check": self.check}
+        return {"manifest": self.manifest, "check": self.check, "on_error": self.on_error}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         Store.__init__(self, read_only=True)
         self.manifest = state["manifest"]
         self.check = state["check"]
+        self.on_error = state.get("on_error", "raise")
         self._setup()
 
     def __eq__(self, other: object) -> bool:
@@ -179,7 +191,7 @@ class ImageZarrStore(Store):
                 "ImageZarrStore is always read-only, it never writes into the source"
             )
             raise NotImplementedError(msg)
-        return type(self)(self.manifest, check=self.check)
+        return type(self)(self.manifest, check=self.check, on_error=self.on_error)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -229,7 +241,15 @@ class ImageZarrStore(Store):
                 f"pixels that may be wrong; {_FIX}.{hint}"
             )
             raise SourceChangedError(msg, path=entry.path)
-        return SourceBuffer.of(data, entry.path)
+        return SourceBuffer.of(data, entry.path, fill=self.on_error == "fill")
+
+    def _filled(self, error: ChunkReadError) -> None:
+        """With on_error="fill", a file that cannot be read becomes a missing chunk (zarr
+        fills it) and one warning names it; otherwise the error stands."""
+        if self.on_error != "fill":
+            raise error
+        path = error.path or "a chunk"
+        warn_filled(path, str(error).removeprefix(f"{path}: ").split("; run `", 1)[0])
 
     def _read_sync(self, index: int) -> SourceBuffer:
         rel = self.manifest.files.paths[index]
@@ -261,7 +281,11 @@ class ImageZarrStore(Store):
         index = self._chunk_file(key)
         if index is None or index < 0:
             return None
-        return _answer(self._read_sync(index), prototype, byte_range)
+        try:
+            buf = self._read_sync(index)
+        except ChunkReadError as e:
+            return self._filled(e)
+        return _answer(buf, prototype, byte_range)
 
     async def get(
         self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
@@ -273,7 +297,11 @@ class ImageZarrStore(Store):
         index = self._chunk_file(key)
         if index is None or index < 0:
             return None
-        return _answer(await self._read_async(index), prototype, byte_range)
+        try:
+            buf = await self._read_async(index)
+        except ChunkReadError as e:
+            return self._filled(e)
+        return _answer(buf, prototype, byte_range)
 
     async def get_partial_values(
         self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]

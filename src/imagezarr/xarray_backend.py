@@ -21,24 +21,17 @@ from .store import ImageZarrStore
 __all__ = ["ImageZarrBackendEntrypoint"]
 
 
-def _store(
-    obj: Any,
-    root: Any,
-    check: str,
-    allow_outside_root: bool,
-    storage_options: Mapping[str, Any] | None,
-) -> ImageZarrStore:
+def _store(obj: Any, **options: Any) -> ImageZarrStore:
+    """The store to read: ``obj`` itself when it is one and no option changes it."""
     if isinstance(obj, ImageZarrStore):
-        if root is None and storage_options is None and not allow_outside_root:
+        if (
+            options["root"] is None
+            and options["storage_options"] is None
+            and not (options["allow_outside_root"])
+        ):
             return obj
         obj = obj.manifest
-    return ImageZarrStore.from_manifest(
-        obj,
-        root=root,
-        check=check,
-        allow_outside_root=allow_outside_root,
-        storage_options=storage_options,
-    )
+    return ImageZarrStore.from_manifest(obj, **options)
 
 
 def _groups(store: ImageZarrStore) -> str:
@@ -79,6 +72,7 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         "check",
         "allow_outside_root",
         "storage_options",
+        "on_error",
     )
 
     def open_dataset(  # type: ignore[override]
@@ -91,8 +85,16 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         check: str = "mtime",
         allow_outside_root: bool = False,
         storage_options: Mapping[str, Any] | None = None,
+        on_error: str = "raise",
     ) -> Any:
-        store = _store(filename_or_obj, root, check, allow_outside_root, storage_options)
+        store = _store(
+            filename_or_obj,
+            root=root,
+            check=check,
+            allow_outside_root=allow_outside_root,
+            storage_options=storage_options,
+            on_error=on_error,
+        )
         if group is None:
             paths = [n.path for n in store.manifest.nodes]
             if paths != [""]:
@@ -125,9 +127,17 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         check: str = "mtime",
         allow_outside_root: bool = False,
         storage_options: Mapping[str, Any] | None = None,
+        on_error: str = "raise",
         **kwargs: Any,
     ) -> Any:
-        store = _store(filename_or_obj, root, check, allow_outside_root, storage_options)
+        store = _store(
+            filename_or_obj,
+            root=root,
+            check=check,
+            allow_outside_root=allow_outside_root,
+            storage_options=storage_options,
+            on_error=on_error,
+        )
         return ZarrBackendEntrypoint().open_datatree(
             store,
             drop_variables=drop_variables,

@@ -41,6 +41,13 @@ PROGRESS_LABELS = {"zarr": "copying images", "links": "linking images", "icechun
 @click.option("--level", type=int, default=3, show_default=True, help="zarr: zstd level.")
 @click.option("--ome", is_flag=True, help="zarr: add OME-Zarr 0.5 multiscales metadata.")
 @check_option
+@click.option(
+    "--on-error",
+    type=click.Choice(["raise", "fill"]),
+    default="raise",
+    show_default=True,
+    help="zarr: stop at a missing, changed or undecodable image, or copy it as zeros (warned).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 def export(
     manifest: str,
@@ -57,6 +64,7 @@ def export(
     level: int,
     ome: bool,
     check: str,
+    on_error: str,
     quiet: bool,
 ) -> None:
     """Export MANIFEST to OUTPUT in the chosen format (see docs/export.md)."""
@@ -73,6 +81,7 @@ def export(
             "compressor": None if compressor == "none" else "zstd",
             "level": level,
             "ome": ome,
+            "on_error": on_error,
         }
     elif shards is not None or ome:
         msg = "--shards and --ome apply to --format zarr only"

@@ -29,6 +29,11 @@ from ._common import (
     "--root", help="Scan this folder (a moved or copied root) instead of the recorded one."
 )
 @click.option("--force", is_flag=True, help="Allow writing OUTPUT inside the source folder.")
+@click.option(
+    "--drop-undecodable",
+    is_flag=True,
+    help="Decode every image and turn those that fail (corrupt, truncated) into holes.",
+)
 @check_option
 @remote_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
@@ -38,6 +43,7 @@ def update(
     dry_run: bool,
     root: str | None,
     force: bool,
+    drop_undecodable: bool,
     check: str,
     options: tuple[str, ...],
     quiet: bool,
@@ -48,6 +54,7 @@ def update(
             manifest,
             check=check,  # type: ignore[arg-type]
             root=root,
+            drop_undecodable=drop_undecodable,
             storage_options=storage_options(options),
             progress=progress,  # type: ignore[arg-type]
         )
@@ -56,12 +63,15 @@ def update(
         ("removed", diff.removed),
         ("changed", diff.changed),
         ("retimed", diff.retimed),
+        ("dropped", diff.dropped),
     ):
         for p in paths[:20]:
             console.print(f"{what:8} {p}", soft_wrap=True)
         if len(paths) > 20:
             console.print(f"{what:8} ... and {len(paths) - 20} more")
     retimed = f" ({len(diff.retimed)} with only a new modification time)" if diff.retimed else ""
+    if diff.dropped:
+        retimed += f"; {len(diff.dropped)} undecodable file(s) dropped (now holes)"
     console.print(
         f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed, "
         f"{diff.unchanged} unchanged{retimed}"

@@ -26,7 +26,7 @@ from ..hierarchy import build_metadata, image_array_path
 from ..layout import Node
 from ..manifest import Manifest
 from ..roots import Check
-from ..store import ImageZarrStore
+from ..store import ImageZarrStore, OnError
 from ._common import Progress, check_output, staged_dir
 
 __all__ = ["export_zarr", "ome_attributes"]
@@ -43,6 +43,7 @@ def export_zarr(
     shards: int | None = None,
     ome: bool = False,
     check: Check = "mtime",
+    on_error: OnError = "raise",
     progress: Progress | None = None,
     overwrite: bool = False,
     force: bool = False,
@@ -59,8 +60,10 @@ def export_zarr(
         dims first; ``None`` writes one file per image.
     ome
         Add OME-Zarr 0.5 ``multiscales`` metadata to every group (see :func:`ome_attributes`).
-    check
-        The freshness check applied to every image read (see :class:`ImageZarrStore`).
+    check, on_error
+        The freshness check applied to every image read, and whether a file that fails it
+        (or does not decode) stops the copy or is copied as the fill value with a warning
+        (see :class:`ImageZarrStore`).
     progress
         Called as ``progress(done, total)`` in images.
 
@@ -76,7 +79,9 @@ def export_zarr(
         msg = f"shards must be a positive number of images per shard, not {shards!r}"
         raise ExportError(msg)
     ome_attrs = {n.path: ome_attributes(n) for n in manifest.nodes} if ome else {}
-    source = zarr.open_group(ImageZarrStore(manifest, check=check), mode="r", zarr_format=3)
+    source = zarr.open_group(
+        ImageZarrStore(manifest, check=check, on_error=on_error), mode="r", zarr_format=3
+    )
     total = sum(math.prod(n.shape) for n in manifest.nodes)
     done = 0
     with staged_dir(path) as tmp:

@@ -10,8 +10,8 @@ import functools
 import json
 import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,27 @@ class Manifest:
     def __post_init__(self) -> None:
         if not isinstance(self.files, FileTable):
             object.__setattr__(self, "files", FileTable.from_entries(self.files))
+
+    def without(self, paths: Sequence[str]) -> Manifest:
+        """This manifest with ``paths`` taken out: their slots become holes and they are
+        listed with the unreadable files (e.g. files that no longer decode).
+
+        >>> import imagezarr.testing
+        >>> m = imagezarr.testing.synthetic_manifest(2, 1, 1, 1)
+        >>> less = m.without([m.files.paths[0]])
+        >>> len(less.files), less.node("").file_index.ravel().tolist(), len(less.unreadable)
+        (1, [-1, 0], 1)
+        """
+        drop = set(paths)
+        keep = [i for i, p in enumerate(self.files.paths) if p not in drop]
+        remap = np.full(len(self.files) + 1, -1, dtype=np.int64)  # index -1 maps to -1 too
+        remap[keep] = np.arange(len(keep))
+        table = FileTable.from_entries(self.files[i] for i in keep)
+        nodes = tuple(replace(n, file_index=remap[n.file_index]) for n in self.nodes)
+        gone = tuple(p for p in self.files.paths if p in drop)
+        return replace(
+            self, files=table, nodes=nodes, unreadable=tuple(sorted({*self.unreadable, *gone}))
+        )
 
     def node(self, path: str = "") -> Node:
         """The node (group) at ``path``; ``""`` is the root group when there is no group_by."""
@@ -223,10 +244,11 @@ class FileDiff:
     changed: tuple[str, ...]
     unchanged: int
     retimed: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()  # present but undecodable, made holes on request
 
     @property
     def any(self) -> bool:
-        return bool(self.added or self.removed or self.changed or self.retimed)
+        return bool(self.added or self.removed or self.changed or self.retimed or self.dropped)
 
 
 def diff_files(old: FileTable, new: FileTable, check: Check | str = "mtime") -> FileDiff:
@@ -235,8 +257,9 @@ def diff_files(old: FileTable, new: FileTable, check: Check | str = "mtime") -> 
     >>> from imagezarr.discover import FileEntry
     >>> a = FileTable.from_entries([FileEntry("a.png", 1, 1), FileEntry("b.png", 2, 2)])
     >>> b = FileTable.from_entries([FileEntry("b.png", 3, 2), FileEntry("c.png", 1, 1)])
-    >>> diff_files(a, b)
-    FileDiff(added=('c.png',), removed=('a.png',), changed=('b.png',), unchanged=0, retimed=())
+    >>> d = diff_files(a, b)
+    >>> d.added, d.removed, d.changed, d.unchanged
+    (('c.png',), ('a.png',), ('b.png',), 0)
     """
     mode = normalize_check(check)
     before = {p: i for i, p in enumerate(old.paths)}

@@ -171,3 +171,15 @@ def test_python_dash_m_runs_the_cli():
     )
     assert out.returncode == 0, out.stderr
     assert "scan" in out.stdout
+
+
+def test_export_and_verify_print_no_log_lines(psii, tmp_path, capsys):
+    images, _ = psii
+    out = tmp_path / "psii.imagezarr.json"
+    assert main([*scan_args(images, out), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(out), "-q"]) == 0
+    assert main(["export", str(out), "-f", "kerchunk", "-o", str(tmp_path / "r.json"), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "INFO" not in captured.err + captured.out
+    assert "FusedCodecPipeline" not in captured.err + captured.out

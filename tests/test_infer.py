@@ -124,3 +124,13 @@ def test_duplicate_error_names_the_field_that_tells_files_apart(psii_nights):
         imagezarr.scan(
             psii_nights, pattern=PSII_PATTERN, types=PSII_TYPES, dims=("barcode", "param", "frame")
         )
+
+
+def test_groups_come_in_natural_order_everywhere(tmp_path):
+    images = tmp_path / "img"
+    make_psii_experiment(images, plants=12, nights=1, steps=1, frames=1, shape=(4, 4), holes=0)
+    m = imagezarr.scan(images, pattern=PSII_PATTERN, types=PSII_TYPES, group_by="barcode")
+    natural = [f"A{k}" for k in range(1, 13)]
+    assert [n.path for n in m.nodes] == natural
+    assert list(imagezarr.open_datatree(m).children) == natural
+    assert list(imagezarr.open_group(m).group_keys()) == natural

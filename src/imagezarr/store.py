@@ -28,7 +28,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, cpu
 from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline, warn_filled
 from .errors import ChunkReadError, SourceChangedError
 from .hierarchy import build_metadata, chunk_key, image_array_path
-from .layout import Node
+from .layout import Node, natural_key
 from .manifest import Manifest, ManifestLike, as_manifest
 from .roots import (
     READ_ERRORS,
@@ -355,7 +355,7 @@ class ImageZarrStore(Store):
         children = {k[len(start) :].split("/", 1)[0] for k in self._meta if k.startswith(start)}
         for node in self.manifest.nodes:
             children |= _grid_children(node, prefix)
-        for child in sorted(children):
+        for child in sorted(children, key=natural_key):  # A2 before A10, as the labels sort
             yield child
 
     # -- writing is refused ------------------------------------------------------------------

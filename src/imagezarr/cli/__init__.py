@@ -24,7 +24,10 @@ __all__ = ["cli", "main"]
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """A virtual, labeled Zarr hierarchy over existing folders of image files."""
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    # INFO only when asked: the summary is the output, log lines are for -v
+    level = (
+        logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = {"verbose": verbose, "quiet": quiet}
 

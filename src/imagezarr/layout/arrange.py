@@ -23,7 +23,7 @@ from ..errors import DuplicateIndexError, InconsistentImagesError, LayoutError
 from ..probe import ImageInfo
 from .infer import Choice, choose_dims
 from .match import _sort_key, natural_key
-from .spec import MAX_EXAMPLES, LayoutSpec, LayoutWarning, Value
+from .spec import LayoutSpec, LayoutWarning, Value
 
 __all__ = ["Coord", "Node", "arrange"]
 
@@ -334,9 +334,9 @@ def _raise_duplicates(
     fields: Sequence[Mapping[str, Value]],
 ) -> None:
     shown = []
-    for idx, files in clashes[:MAX_EXAMPLES]:
+    for idx, files in clashes[:2]:
         slot = ", ".join(f"{d}={labels[d][k]!s}" for d, k in zip(dims, idx, strict=True))
-        shown.append(f"({slot}): " + ", ".join(repr(paths[i]) for i in files))
+        shown.append(f"({slot}): " + ", ".join(repr(paths[i]) for i in files[:3]))
     # the fields whose values differ inside a clashing slot are the ones that tell files apart
     apart = [
         f
@@ -352,10 +352,8 @@ def _raise_duplicates(
     else:
         fix = "No field tells them apart: extend the pattern so that one does."
     raise DuplicateIndexError(
-        f"{len(clashes)} slot(s) of {where} with dims {list(dims)} have more than one file: "
-        + "; ".join(shown)
-        + ". "
-        + fix
+        f"{len(clashes)} slot(s) of {where} with dims {list(dims)} have more than one file. "
+        f"{fix} For example " + "; ".join(shown)
     )
 
 

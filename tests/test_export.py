@@ -414,4 +414,4 @@ def test_cli_export(tmp_path, capsys):
         main(["export", str(manifest), "-f", "links", "-o", str(tmp_path / "l"), "--shards", "2"])
         == 2
     )
-    assert "--shards and --ome apply to --format zarr only" in capsys.readouterr().err
+    assert "--shards, --ome and --ome-axis apply to --format zarr only" in capsys.readouterr().err

@@ -49,7 +49,13 @@ def _prefer_image_batches(image: Any) -> None:
     figures are in README, Performance).
     """
     preferred = dict(image.encoding.get("preferred_chunks", {}))
-    inner = [d for d in image.dims if d in ("y", "x", "c", "z")]
+    # the image's own axes are stored whole (one chunk each); outer dims one slot per chunk
+    whole = dict(zip(image.dims, image.encoding.get("chunks", image.shape), strict=True))
+    inner = []
+    for d in reversed(image.dims):
+        if whole[d] != image.sizes[d]:
+            break
+        inner.insert(0, d)
     per_image = image.dtype.itemsize * int(np.prod([image.sizes[d] for d in inner] or [1]))
     budget = max(1, DASK_CHUNK_BYTES // max(1, per_image))
     for dim in reversed([d for d in image.dims if d not in inner]):

@@ -40,6 +40,13 @@ PROGRESS_LABELS = {"zarr": "copying images", "links": "linking images", "icechun
 )
 @click.option("--level", type=int, default=3, show_default=True, help="zarr: zstd level.")
 @click.option("--ome", is_flag=True, help="zarr: add OME-Zarr 0.5 multiscales metadata.")
+@click.option(
+    "--ome-axis",
+    multiple=True,
+    metavar="DIM=TYPE",
+    help="zarr --ome: the OME type (time, channel, space, other) of a dim whose name does not "
+    "say it (t/time, c/channel, z/plane are known).",
+)
 @check_option
 @click.option(
     "--on-error",
@@ -63,6 +70,7 @@ def export(
     compressor: str,
     level: int,
     ome: bool,
+    ome_axis: tuple[str, ...],
     check: str,
     on_error: str,
     quiet: bool,
@@ -81,10 +89,11 @@ def export(
             "compressor": None if compressor == "none" else "zstd",
             "level": level,
             "ome": ome,
+            "ome_axes": dict(a.split("=", 1) for a in ome_axis if "=" in a) or None,
             "on_error": on_error,
         }
-    elif shards is not None or ome:
-        msg = "--shards and --ome apply to --format zarr only"
+    elif shards is not None or ome or ome_axis:
+        msg = "--shards, --ome and --ome-axis apply to --format zarr only"
         raise click.UsageError(msg)
     if fmt != "kerchunk":  # references are not checked when written; readers check nothing
         options["check"] = check

@@ -12,10 +12,11 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
@@ -42,6 +43,7 @@ def export_zarr(
     level: int = 3,
     shards: int | None = None,
     ome: bool = False,
+    ome_axes: Mapping[str, str] | None = None,
     check: Check = "mtime",
     on_error: OnError = "raise",
     progress: Progress | None = None,
@@ -60,6 +62,8 @@ def export_zarr(
         dims first; ``None`` writes one file per image.
     ome
         Add OME-Zarr 0.5 ``multiscales`` metadata to every group (see :func:`ome_attributes`).
+    ome_axes
+        OME axis types of outer dims whose names do not say it, e.g. ``{"wl": "channel"}``.
     check, on_error
         The freshness check applied to every image read, and whether a file that fails it
         (or does not decode) stops the copy or is copied as the fill value with a warning
@@ -78,7 +82,7 @@ def export_zarr(
     if shards is not None and shards < 1:
         msg = f"shards must be a positive number of images per shard, not {shards!r}"
         raise ExportError(msg)
-    ome_attrs = {n.path: ome_attributes(n) for n in manifest.nodes} if ome else {}
+    ome_attrs = {n.path: ome_attributes(n, ome_axes) for n in manifest.nodes} if ome else {}
     source = zarr.open_group(
         ImageZarrStore(manifest, check=check, on_error=on_error), mode="r", zarr_format=3
     )
@@ -160,22 +164,46 @@ def _blocks(node: Node, n: int) -> Iterator[tuple[slice, ...]]:
         )
 
 
-_TIME = ("t", "time")
+# axis types OME-Zarr knows, by the names microscopy sequences use for their fields
+_TYPES_BY_NAME = {
+    **dict.fromkeys(("t", "time", "timepoint", "frame_time"), "time"),
+    **dict.fromkeys(("c", "ch", "channel", "channels", "wavelength"), "channel"),
+    **dict.fromkeys(("z", "zplane", "plane", "slice", "depth"), "space"),
+}
+_ORDER = {"time": 0, "other": 1, "channel": 1, "space": 2}
 
 
-def ome_attributes(node: Node) -> dict[str, Any]:
-    """OME-Zarr 0.5 ``multiscales`` attributes for ``node``'s image array (one level, scale 1).
+def _axis_types(node: Node, given: Mapping[str, str]) -> list[str]:
+    types = [given.get(d) or _TYPES_BY_NAME.get(d.lower(), "other") for d in node.dims]
+    types += ["channel" if a == "c" else "space" for a in node.image.dims]
+    return types
+
+
+def ome_attributes(node: Node, axis_types: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """OME-Zarr 0.5 attributes for ``node``'s image array (one level, scale 1).
 
     NGFF 0.5 allows 2 to 5 axes: at most one ``time`` axis, then at most one ``channel`` (or
-    custom-typed) axis, then 2 or 3 ``space`` axes. Outer dims named ``t``/``time`` become
-    the time axis, any other outer dim the one custom axis (type ``"other"``); image axes
-    ``z, y, x`` are space and ``c`` is channel. Layouts that do not fit (more outer dims, or
-    channels last as in RGB images) raise :class:`ExportError`.
+    custom-typed) axis, then 2 or 3 ``space`` axes. Outer dims are typed by name (``t`` or
+    ``time`` -> time; ``c`` or ``channel`` -> channel; ``z`` or ``plane`` -> space; anything
+    else the one custom axis, ``"other"``) unless ``axis_types`` names their type; image
+    axes ``z, y, x`` are space and ``c`` is channel. A channel dim's labels become the
+    channel names (``omero`` block). Layouts that do not fit (more outer dims, or channels
+    last as in RGB images) raise :class:`ExportError`.
+
+    >>> from imagezarr.testing import synthetic_manifest
+    >>> node = synthetic_manifest(1, 1, 2, 3).node("")
+    >>> ome_attributes(node)
+    Traceback (most recent call last):
+    imagezarr.errors.ExportError: the root group has dims (barcode, day, param, frame, y, x), ...
     """
-    types = [("time" if d.lower() in _TIME else "other") for d in node.dims]
-    types += ["channel" if a == "c" else "space" for a in node.image.dims]
-    order = {"time": 0, "other": 1, "channel": 1, "space": 2}
-    rank = [order[t] for t in types]
+    given = dict(axis_types or {})
+    unknown = sorted(set(given) - set(node.dims))
+    bad = sorted(t for t in given.values() if t not in _ORDER)
+    if unknown or bad:
+        msg = f"axis_types: unknown dims {unknown} or types {bad} (time, channel, space, other)"
+        raise ExportError(msg)
+    types = _axis_types(node, given)
+    rank = [_ORDER[t] for t in types]
     fits = (
         rank == sorted(rank)
         and types.count("time") <= 1
@@ -196,4 +224,26 @@ def ome_attributes(node: Node) -> dict[str, Any]:
     scale = {"type": "scale", "scale": [1.0] * len(names)}
     dataset = {"path": "image", "coordinateTransformations": [scale]}
     multiscale = {"name": node.path or "image", "axes": axes, "datasets": [dataset]}
-    return {"ome": {"version": "0.5", "multiscales": [multiscale]}}
+    ome: dict[str, Any] = {"version": "0.5", "multiscales": [multiscale]}
+    channel = next((d for d, t in zip(node.dims, types, strict=False) if t == "channel"), None)
+    if channel is not None and channel in node.coords:
+        ome["omero"] = _omero(node, [str(v) for v in node.coords[channel].values])
+    return {"ome": ome}
+
+
+def _omero(node: Node, labels: list[str]) -> dict[str, Any]:
+    """Channel names for viewers; the display window spans the dtype (no pixel is read)."""
+    kind = np.dtype(node.image.dtype)
+    low, high = (0.0, 1.0) if kind.kind == "f" else map(float, _int_range(kind))
+    window = {"min": low, "max": high, "start": low, "end": high}
+    return {
+        "channels": [
+            {"label": label, "active": True, "color": "FFFFFF", "window": window}
+            for label in labels
+        ]
+    }
+
+
+def _int_range(kind: np.dtype) -> tuple[int, int]:
+    info = np.iinfo(kind) if kind.kind in "iu" else np.iinfo(np.uint8)
+    return int(info.min), int(info.max)

@@ -58,8 +58,23 @@ class Node:
 
     @property
     def image_dims(self) -> tuple[str, ...]:
-        """Outer dims followed by the image's own axes: ``y, x`` and ``c`` for channels."""
-        return self.dims + self.image.dims
+        """Outer dims followed by the image's own axes: ``y, x``, ``c`` for channels and ``z``
+        for volume planes; an image axis whose name an outer dim already uses (microscopy
+        names: ``t, c, z``) is renamed (``c`` -> ``channel``, ``z`` -> ``plane``, ...)."""
+        taken = set(self.dims)
+        inner = []
+        for axis in self.image.dims:
+            name = next((n for n in _AXIS_NAMES.get(axis, (axis,)) if n not in taken), axis)
+            taken.add(name)
+            inner.append(name)
+        return self.dims + tuple(inner)
+
+
+# names an image axis takes, in order of preference, when an outer dim already has its name
+_AXIS_NAMES = {
+    "c": ("c", "channel", "sample", "image_c"),
+    "z": ("z", "plane", "image_z"),
+}
 
 
 def _kind_of(v: Value) -> str:

@@ -31,7 +31,9 @@ __all__ = [
 
 Value = int | float | str | datetime
 Derivation = str | Callable[[Mapping[str, Any]], Any]
-RESERVED = ("y", "x", "c", "z", "path", "present", "image")
+# y and x name every image's own axes; c and z may be fields (microscopy t, c, z): the
+# image's own c or z axis is renamed then (Node.image_dims)
+RESERVED = ("y", "x", "path", "present", "image")
 MAX_EXAMPLES = 5
 CALLABLE_PREFIX = "callable:"
 # the directives datetime.strptime reads (CPython's _strptime.TimeRE)

@@ -62,3 +62,84 @@ def test_update_needs_callables_again(tmp_path):
     new, diff = imagezarr.update(out, derived={"plate": lambda f: f"plate{f['p']}"})
     assert not diff.any
     assert new.node("").coords["plate"].values == ("plate1",)
+
+
+def _count_probes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from imagezarr.probe import _many
+
+    probed: list[str] = []
+    real = _many._probe_file
+
+    def counting(root, entry, memo):
+        probed.append(entry.path)
+        return real(root, entry, memo)
+
+    monkeypatch.setattr(_many, "_probe_file", counting)
+    return probed
+
+
+def test_update_probes_only_new_and_changed_files(psii, tmp_path, monkeypatch):
+    images, truth = psii
+    m = imagezarr.scan(images, **PSII, checksum=True)
+    out = m.save(tmp_path / "exp.imagezarr.json")
+    names = sorted(truth)
+    new_name = names[0].replace("-1.png", "-7.png")
+    write_image(images / new_name, psii_image((12, 16), plant=1, step=0, frame=7, seed=3))
+    write_image(images / names[5], psii_image((12, 16), plant=9, step=9, frame=9, seed=9))
+    probed = _count_probes(monkeypatch)
+    new, diff = imagezarr.update(out)
+    assert sorted(probed) == sorted([new_name, names[5]])
+    assert diff.added == (new_name,)
+    assert diff.changed == (names[5],)
+    # checksums: recorded ones kept, new ones computed from the new bytes
+    sums = dict(zip(new.files.paths, new.files.checksums, strict=True))
+    old = dict(zip(m.files.paths, m.files.checksums, strict=True))
+    assert sums[names[1]] == old[names[1]]
+    assert sums[names[5]] != old[names[5]]
+    assert sums[new_name].startswith("xxh3:")
+    # and the result equals a full re-scan
+    full = imagezarr.scan(images, layout=new.layout, checksum=True)
+    assert full.files == new.files
+    assert [n.file_index.tolist() for n in full.nodes] == [n.file_index.tolist() for n in new.nodes]
+
+
+def test_update_of_a_bucket_probes_only_the_new_object(monkeypatch, tmp_path):
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    from imagezarr.testing import make_psii_experiment
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **creds)
+        client.create_bucket(Bucket="lab")
+        options = {
+            "config": {
+                "endpoint": endpoint,
+                "region": "us-east-1",
+                "access_key_id": "testing",
+                "secret_access_key": "testing",
+            },
+            "client_options": {"allow_http": True},
+        }
+        images = tmp_path / "img"
+        truth = make_psii_experiment(
+            images, plants=3, nights=1, steps=2, frames=2, shape=(8, 8), holes=0
+        )
+        names = sorted(truth)
+        for rel in names[:-1]:
+            client.put_object(Bucket="lab", Key=f"exp/{rel}", Body=(images / rel).read_bytes())
+        m = imagezarr.scan("s3://lab/exp", storage_options=options, **PSII)
+        out = m.save(tmp_path / "s3.imagezarr.json")
+        last = names[-1]
+        client.put_object(Bucket="lab", Key=f"exp/{last}", Body=(images / last).read_bytes())
+        probed = _count_probes(monkeypatch)
+        new, diff = imagezarr.update(out, storage_options=options)
+        assert probed == [last]
+        assert diff.added == (last,)
+        assert len(new.files) == len(names)
+    finally:
+        server.stop()

@@ -13,8 +13,9 @@ from .errors import DiscoveryError, ProbeError
 from .layout import Derivation, LayoutSpec, Lookup, Table, arrange, match_fields, table_paths
 from .manifest import FileDiff, Manifest, ManifestLike, as_manifest, diff_files, load_manifest
 from .presets import read_table
+from .probe import ImageInfo
 from .probe._many import probe_distributed, probe_entries
-from .roots import Check, open_root
+from .roots import Check, FileEntry, Root, open_root, stale
 from .store import ImageZarrStore, OnError
 from .verify import verify
 
@@ -64,6 +65,7 @@ def scan(
     client: Any = None,
     allow_outside_root: bool = False,
     checksum: bool = False,
+    reuse: Manifest | None = None,
 ) -> Manifest:
     """Scan a folder of images into a :class:`Manifest`, reading only file headers.
 
@@ -114,6 +116,10 @@ def scan(
         Also record a content checksum per file (reads every byte once), so that reads and
         ``verify`` can use ``check="checksum"``: the one check that sees a rewrite keeping
         size and modification time, and that survives a copy that changes every time.
+    reuse
+        An earlier manifest of the same root: files it holds unchanged (same size,
+        modification time and etag) keep their recorded header and checksum instead of being
+        read again, so only new and changed files are probed (what :func:`update` does).
 
     Examples
     --------
@@ -156,10 +162,7 @@ def scan(
         raise DiscoveryError(msg)
     kept, fields, unmatched = match_fields([e.path for e in entries], spec, tables=rows)
     candidates = [entries[i] for i in kept]
-    if client is not None:
-        infos, failed = probe_distributed(client, source_root, candidates, progress=progress)
-    else:
-        infos, failed = probe_entries(source_root, candidates, workers=workers, progress=progress)
+    infos, failed = _probe(source_root, candidates, reuse, client, workers, progress)
     if failed and on_unreadable == "error":
         shown = "; ".join(str(e) for _, e in failed[:5])
         msg = (
@@ -171,7 +174,7 @@ def scan(
     good = [i for i in range(len(candidates)) if i not in bad]
     kept_entries = [candidates[i] for i in good]
     if checksum:
-        kept_entries = add_checksums(source_root, kept_entries, workers=workers, progress=progress)
+        kept_entries = _checksums(source_root, kept_entries, reuse, workers, progress)
     table = FileTable.from_entries(kept_entries)
     notes: list[str] = []
     nodes = arrange(
@@ -187,6 +190,68 @@ def scan(
         storage_options=options,
         notes=tuple(notes),
     )
+
+
+def _known(reuse: Manifest | None) -> dict[str, tuple[FileEntry, ImageInfo]]:
+    """Every file of ``reuse`` with the image description of the array it belongs to."""
+    if reuse is None:
+        return {}
+    known = {}
+    for node in reuse.nodes:
+        for i in node.file_index[node.file_index >= 0].tolist():
+            known[reuse.files.paths[i]] = (reuse.files[i], node.image)
+    return known
+
+
+def _probe(
+    root: Root,
+    entries: list[FileEntry],
+    reuse: Manifest | None,
+    client: Any,
+    workers: int | None,
+    progress: Progress | None,
+) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
+    """Header probes of ``entries``, except those ``reuse`` holds unchanged."""
+    known = _known(reuse)
+    infos: list[ImageInfo | None] = [None] * len(entries)
+    todo = []
+    for k, e in enumerate(entries):
+        hit = known.get(e.path)
+        if hit is not None and stale(hit[0], e.stat, "mtime") is None:
+            infos[k] = hit[1]
+        else:
+            todo.append(k)
+    fresh = [entries[k] for k in todo]
+    if client is not None:
+        got, failed = probe_distributed(client, root, fresh, progress=progress)
+    else:
+        got, failed = probe_entries(root, fresh, workers=workers, progress=progress)
+    for k, info in zip(todo, got, strict=True):
+        infos[k] = info
+    return infos, [(todo[j], e) for j, e in failed]  # type: ignore[return-value]
+
+
+def _checksums(
+    root: Root,
+    entries: list[FileEntry],
+    reuse: Manifest | None,
+    workers: int | None,
+    progress: Progress | None,
+) -> list[FileEntry]:
+    """``entries`` with checksums: recorded ones kept for unchanged files, the rest read."""
+    known = _known(reuse)
+    out = list(entries)
+    todo = []
+    for k, e in enumerate(entries):
+        hit = known.get(e.path)
+        if hit is not None and hit[0].checksum and stale(hit[0], e.stat, "mtime") is None:
+            out[k] = replace(e, checksum=hit[0].checksum)
+        else:
+            todo.append(k)
+    done = add_checksums(root, [entries[k] for k in todo], workers=workers, progress=progress)
+    for k, e in zip(todo, done, strict=True):
+        out[k] = e
+    return out
 
 
 def _layout(
@@ -256,6 +321,7 @@ def update(
         storage_options=old.storage_options,
         progress=progress,
         checksum=old.files.checksums is not None or check == "checksum",
+        reuse=old,  # only new and changed files are probed
     )
     dropped: tuple[str, ...] = ()
     if drop_undecodable:

@@ -226,6 +226,26 @@ def bench_scan(work: Path, n: int, rounds: int) -> None:
     table(f"Scan of {n:,} small PNGs", measure(cases, rounds), "scandir+64B", items=n)
 
 
+def bench_update(work: Path, n: int, rounds: int) -> None:
+    """Incremental update with 1% new files vs a full scan of the same folder."""
+    folder = work / f"small{n}"
+    if not folder.exists():
+        make_small(folder, n)
+    for old in folder.glob("d*/new*.png"):
+        old.unlink()
+    saved = imagezarr.scan(folder).save(work / f"update{n}.imagezarr.json")
+    data = imagecodecs.png_encode(np.zeros((8, 8), np.uint8))
+    for i in range(n // 100):
+        (folder / f"d{i % 100:03d}" / f"new{i:06d}.png").write_bytes(data)
+    cases: dict[str, Callable[[], object]] = {
+        "full scan": lambda: imagezarr.scan(folder),
+        "imagezarr.update (1% new)": lambda: imagezarr.update(saved),
+    }
+    table(f"Update of {n:,} small PNGs, 1% new", measure(cases, rounds), "full scan", items=n)
+    for new in folder.glob("d*/new*.png"):
+        new.unlink()
+
+
 def bench_scan_camera(work: Path, n: int, rounds: int) -> None:
     folder = work / f"camera{n}"
     make_pngs(folder, n, (480, 640))
@@ -327,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_scan_camera(work, args.files, args.rounds)
         for n in args.scan:
             bench_scan(work, n, max(1, args.rounds // 2))
+            bench_update(work, n, max(1, args.rounds // 2))
         if args.manifest_plants:
             bench_manifest(work, args.manifest_plants)
         if args.memory:

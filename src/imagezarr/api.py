@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 from . import probe
 from .discover import FileTable, add_checksums, discover, read_file_list, stat_listed
 from .errors import DiscoveryError, ProbeError
@@ -192,15 +194,33 @@ def scan(
     )
 
 
-def _known(reuse: Manifest | None) -> dict[str, tuple[FileEntry, ImageInfo]]:
-    """Every file of ``reuse`` with the image description of the array it belongs to."""
+def _reusable(entries: list[FileEntry], reuse: Manifest | None) -> list[int]:
+    """For each entry, the index of the same unchanged file in ``reuse``, else -1."""
     if reuse is None:
-        return {}
-    known = {}
-    for node in reuse.nodes:
-        for i in node.file_index[node.file_index >= 0].tolist():
-            known[reuse.files.paths[i]] = (reuse.files[i], node.image)
-    return known
+        return [-1] * len(entries)
+    where = {p: i for i, p in enumerate(reuse.files.paths)}
+    old = np.fromiter((where.get(e.path, -1) for e in entries), np.int64, len(entries))
+    hit = old >= 0
+    sizes = np.fromiter((e.size for e in entries), np.int64, len(entries))
+    mtimes = np.fromiter((e.mtime_ns for e in entries), np.int64, len(entries))
+    at = np.where(hit, old, 0)
+    # identical size and time (the common case) in bulk; the rest through the freshness check
+    same = hit & (reuse.files.sizes[at] == sizes) & (reuse.files.mtimes[at] == mtimes)
+    out = []
+    for k, e in enumerate(entries):
+        i = int(old[k])
+        fresh = i >= 0 and (
+            (same[k] and (reuse.files.etags is None or reuse.files.etags[i] == e.etag))
+            or stale(reuse.files[i], e.stat, "mtime") is None
+        )
+        out.append(i if fresh else -1)
+    return out
+
+
+def _images_by_file(reuse: Manifest) -> dict[int, ImageInfo]:
+    return {
+        int(i): node.image for node in reuse.nodes for i in node.file_index[node.file_index >= 0]
+    }
 
 
 def _probe(
@@ -212,15 +232,10 @@ def _probe(
     progress: Progress | None,
 ) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
     """Header probes of ``entries``, except those ``reuse`` holds unchanged."""
-    known = _known(reuse)
-    infos: list[ImageInfo | None] = [None] * len(entries)
-    todo = []
-    for k, e in enumerate(entries):
-        hit = known.get(e.path)
-        if hit is not None and stale(hit[0], e.stat, "mtime") is None:
-            infos[k] = hit[1]
-        else:
-            todo.append(k)
+    old = _reusable(entries, reuse)
+    images = _images_by_file(reuse) if reuse is not None else {}
+    infos: list[ImageInfo | None] = [images.get(i) for i in old]
+    todo = [k for k, info in enumerate(infos) if info is None]
     fresh = [entries[k] for k in todo]
     if client is not None:
         got, failed = probe_distributed(client, root, fresh, progress=progress)
@@ -239,13 +254,12 @@ def _checksums(
     progress: Progress | None,
 ) -> list[FileEntry]:
     """``entries`` with checksums: recorded ones kept for unchanged files, the rest read."""
-    known = _known(reuse)
+    recorded = reuse.files.checksums if reuse is not None else None
     out = list(entries)
     todo = []
-    for k, e in enumerate(entries):
-        hit = known.get(e.path)
-        if hit is not None and hit[0].checksum and stale(hit[0], e.stat, "mtime") is None:
-            out[k] = replace(e, checksum=hit[0].checksum)
+    for k, i in enumerate(_reusable(entries, reuse)):
+        if i >= 0 and recorded is not None and recorded[i]:
+            out[k] = replace(entries[k], checksum=recorded[i])
         else:
             todo.append(k)
     done = add_checksums(root, [entries[k] for k in todo], workers=workers, progress=progress)

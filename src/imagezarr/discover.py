@@ -65,9 +65,10 @@ def discover(
     if isinstance(root, str | os.PathLike):
         root = open_root(root, allow_outside_root=allow_outside_root)
     match = _matcher(glob, extensions).fullmatch
+    # listings of object stores include "hidden" keys; local listings skip them while walking
+    keep = match if root.skips_hidden else (lambda rel: match(rel) and _visible(rel))
     try:
-        # listings of object stores include "hidden" keys; local listings skip them already
-        out = root.list(lambda rel: match(rel) and _visible(rel))
+        out = root.list(keep)
     except DiscoveryError:
         raise
     except READ_ERRORS as e:
@@ -80,6 +81,8 @@ def discover(
 
 def _warn_case_collisions(entries: Sequence[FileEntry]) -> None:
     """Warn about paths that differ only in case: one file on Windows and macOS."""
+    if len({e.path.casefold() for e in entries}) == len(entries):
+        return  # the common case, decided in one pass
     seen: dict[str, str] = {}
     clashes = []
     for e in entries:

@@ -251,6 +251,10 @@ class FileDiff:
         return bool(self.added or self.removed or self.changed or self.retimed or self.dropped)
 
 
+def _at(column: Sequence[str | None] | None, index: int) -> str | None:
+    return None if column is None else column[index]
+
+
 def diff_files(old: FileTable, new: FileTable, check: Check | str = "mtime") -> FileDiff:
     """Compare two file tables with the freshness check ``check`` (see :func:`stale`).
 
@@ -264,18 +268,28 @@ def diff_files(old: FileTable, new: FileTable, check: Check | str = "mtime") -> 
     mode = normalize_check(check)
     before = {p: i for i, p in enumerate(old.paths)}
     after = {p: i for i, p in enumerate(new.paths)}
+    common = sorted(before.keys() & after.keys())
+    i = np.fromiter((before[p] for p in common), np.int64, len(common))
+    j = np.fromiter((after[p] for p in common), np.int64, len(common))
+    # identical records need no judging; only the rest goes through the freshness check
+    same = (old.sizes[i] == new.sizes[j]) & (old.mtimes[i] == new.mtimes[j])
+    for column in ("etags", "checksums"):
+        a_col, b_col = getattr(old, column), getattr(new, column)
+        if a_col is not None or b_col is not None:
+            same &= np.array(
+                [_at(a_col, x) == _at(b_col, y) for x, y in zip(i, j, strict=True)], dtype=bool
+            )
     changed, retimed = [], []
-    for p in sorted(before.keys() & after.keys()):
-        was, now = old[before[p]], new[after[p]]
+    for k in np.flatnonzero(~same).tolist():
+        was, now = old[int(i[k])], new[int(j[k])]
         if stale(was, now.stat, mode) is not None:
-            changed.append(p)
+            changed.append(common[k])
         elif not same_time(was.mtime_ns, now.mtime_ns):
-            retimed.append(p)
-    common = len(before.keys() & after.keys())
+            retimed.append(common[k])
     return FileDiff(
         added=tuple(sorted(after.keys() - before.keys())),
         removed=tuple(sorted(before.keys() - after.keys())),
         changed=tuple(changed),
-        unchanged=common - len(changed),
+        unchanged=len(common) - len(changed),
         retimed=tuple(retimed),
     )

@@ -94,6 +94,7 @@ class Root(Protocol):
 
     url: str
     remote: bool
+    skips_hidden: bool
     sync_reads: bool
     workers: int
     first_batch: int

@@ -97,6 +97,7 @@ class LocalRoot:
     # capabilities the layers above use instead of asking "local or remote?"
     remote = False
     can_list = True
+    skips_hidden = True  # list() never descends into or returns dot-names
     sync_reads = True  # blocking reads are cheap: zarr's fused pipeline fits
     workers = min(
         16, 4 * (os.cpu_count() or 1)

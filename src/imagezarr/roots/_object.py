@@ -46,6 +46,7 @@ class ObjectRoot:
     _store: Any = field(default=None, repr=False)
 
     remote = True
+    skips_hidden = False
     sync_reads = False  # every read waits on the network: many in flight on zarr's loop
     workers = 32  # concurrent requests for stat/probe
     first_batch = 8

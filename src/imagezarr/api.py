@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import probe
 from .discover import FileTable, add_checksums, discover, read_file_list, stat_listed
-from .errors import DiscoveryError, ProbeError
+from .errors import DiscoveryError, LayoutError, ProbeError
 from .layout import Derivation, LayoutSpec, Lookup, Table, arrange, match_fields, table_paths
 from .manifest import FileDiff, Manifest, ManifestLike, as_manifest, diff_files, load_manifest
 from .presets import read_table
@@ -20,6 +20,8 @@ from .store import ImageZarrStore
 if TYPE_CHECKING:
     import xarray as xr
     import zarr
+
+    from .layout import Exclusion
 
 __all__ = [
     "load_manifest",
@@ -63,6 +65,7 @@ def scan(
     client: Any = None,
     allow_outside_root: bool = False,
     checksum: bool = False,
+    report: list[Exclusion] | None = None,
 ) -> Manifest:
     """Scan a folder of images into a :class:`Manifest`, reading only file headers.
 
@@ -113,6 +116,10 @@ def scan(
         Also record a content checksum per file (reads every byte once), so that reads and
         ``verify`` can use ``check="checksum"``: the one check that sees a rewrite keeping
         size and modification time, and that survives a copy that changes every time.
+    report
+        A list that receives an :class:`~imagezarr.layout.Exclusion` per file the layout left
+        out (name does not match, not in table, filtered out) and per table entry naming no
+        file, each with its reason and detail.
 
     Examples
     --------
@@ -153,7 +160,9 @@ def scan(
         what = f"glob {glob!r}" if glob else "a known image extension"
         msg = f"no files under {root!r} match {what}; check the folder and --glob"
         raise DiscoveryError(msg)
-    kept, fields, unmatched = match_fields([e.path for e in entries], spec, tables=rows)
+    kept, fields, unmatched = match_fields(
+        [e.path for e in entries], spec, tables=rows, report=report
+    )
     candidates = [entries[i] for i in kept]
     if client is not None:
         infos, failed = probe_distributed(client, source_root, candidates, progress=progress)
@@ -168,6 +177,12 @@ def scan(
         raise ProbeError(msg, path=candidates[failed[0][0]].path)
     bad = {i for i, _ in failed}
     good = [i for i in range(len(candidates)) if i not in bad]
+    if not good:
+        shown = ", ".join(repr(candidates[i].path) for i in sorted(bad)[:5])
+        msg = f"no file is left to scan: {len(unmatched)} left out by the layout" + (
+            f", {len(bad)} not readable images ({shown})" if bad else ""
+        )
+        raise LayoutError(msg)
     kept_entries = [candidates[i] for i in good]
     if checksum:
         kept_entries = add_checksums(source_root, kept_entries, workers=workers, progress=progress)

@@ -308,7 +308,7 @@ def test_real_lemnatec_snapshot_table(plantcv_data, tmp_path):
         imagezarr.scan(root, layout=spec, on_unmatched="skip")
     assert "'snapshot57382/VIS_SV_0_z1_h1_g0_e82_117771'" in str(info.value)
     warn = presets.lemnatec_table(root / "SnapshotInfo.csv", on_missing="warn")
-    with pytest.warns(LayoutWarning, match="lists 2 files"):
+    with pytest.warns(LayoutWarning, match="lists 4 files"):
         m = imagezarr.scan(root, layout=replace(spec, tables=(warn,)), on_unmatched="skip")
     assert m.unmatched == 4
     assert [n.path for n in m.nodes] == ["NIR", "VIS"]
@@ -354,14 +354,15 @@ def test_real_plantcv_template_and_phenodata(plantcv_data, tmp_path):
     )
     config = tmp_path / "config.json"
     config.write_text(json.dumps(template))
-    top, spec = presets.plantcv_config(config, on_unmatched="skip")
+    top, spec = presets.plantcv_config(config)
     assert spec.tables[0].path.endswith("metadata.json")
-    m = imagezarr.scan(
-        top, layout=spec, group_by="imgtype", dims="camera,rotation,timestamp", on_unreadable="skip"
-    )
-    assert {n.path for n in m.nodes} <= {"NIR", "VIS"}
-    for n in m.nodes:
-        assert_pixels(imagezarr.open_dataset(m, group=n.path), Path(top))
+    assert spec.tables[0].on_unlisted == "skip"
+    # every image of this export is a zero-byte file: named, not silently dropped
+    with pytest.raises(LayoutError, match="12 not readable images") as info:
+        imagezarr.scan(
+            top, layout=spec, group_by="imgtype", dims="camera,rotation", on_unreadable="skip"
+        )
+    assert "'2015-04-07/snapshot808/NIR_SV_0_z2500_h2_g0_e65_4859_0.png'" in str(info.value)
 
 
 def test_cli_preset_derive_and_lookup(tmp_path):
@@ -440,7 +441,9 @@ def test_cli_plantcv_config(tmp_path, capsys):
 def test_table_and_lookup_json_round_trip():
     spec = LayoutSpec(
         pattern=r"(?P<a>\w+)\.png",
-        tables=(Table("t.csv", file="{f}", split={"f": ";"}, on_missing="warn"),),
+        tables=(
+            Table("t.csv", file="{f}", split={"f": ";"}, on_missing="warn", on_unlisted="skip"),
+        ),
         lookups=(Lookup("l.csv", key="a", column="A", columns={"B": "b"}),),
         filters={"a": ("x",)},
         ranges={"a": ("a", None)},

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import probe
 from .discover import FileTable, add_checksums, discover, read_file_list, stat_listed
-from .errors import DiscoveryError, ProbeError
+from .errors import DiscoveryError, LayoutError, ProbeError
 from .layout import Derivation, LayoutSpec, Lookup, Table, arrange, match_fields, table_paths
 from .manifest import FileDiff, Manifest, ManifestLike, as_manifest, diff_files, load_manifest
 from .presets import read_table
@@ -24,6 +24,8 @@ from .verify import verify
 if TYPE_CHECKING:
     import xarray as xr
     import zarr
+
+    from .layout import Exclusion
 
 __all__ = [
     "load_manifest",
@@ -68,6 +70,7 @@ def scan(
     allow_outside_root: bool = False,
     checksum: bool = False,
     reuse: Manifest | None = None,
+    report: list[Exclusion] | None = None,
 ) -> Manifest:
     """Scan a folder of images into a :class:`Manifest`, reading only file headers.
 
@@ -122,6 +125,10 @@ def scan(
         An earlier manifest of the same root: files it holds unchanged (same size,
         modification time and etag) keep their recorded header and checksum instead of being
         read again, so only new and changed files are probed (what :func:`update` does).
+    report
+        A list that receives an :class:`~imagezarr.layout.Exclusion` per file the layout left
+        out (name does not match, not in table, filtered out) and per table entry naming no
+        file, each with its reason and detail.
 
     Examples
     --------
@@ -162,7 +169,9 @@ def scan(
         what = f"glob {glob!r}" if glob else "a known image extension"
         msg = f"no files under {root!r} match {what}; check the folder and --glob"
         raise DiscoveryError(msg)
-    kept, fields, unmatched = match_fields([e.path for e in entries], spec, tables=rows)
+    kept, fields, unmatched = match_fields(
+        [e.path for e in entries], spec, tables=rows, report=report
+    )
     candidates = [entries[i] for i in kept]
     infos, failed = _probe(source_root, candidates, reuse, client, workers, progress)
     if failed and on_unreadable == "error":
@@ -174,6 +183,12 @@ def scan(
         raise ProbeError(msg, path=candidates[failed[0][0]].path)
     bad = {i for i, _ in failed}
     good = [i for i in range(len(candidates)) if i not in bad]
+    if not good:
+        shown = ", ".join(repr(candidates[i].path) for i in sorted(bad)[:5])
+        msg = f"no file is left to scan: {len(unmatched)} left out by the layout" + (
+            f", {len(bad)} not readable images ({shown})" if bad else ""
+        )
+        raise LayoutError(msg)
     kept_entries = [candidates[i] for i in good]
     if checksum:
         kept_entries = _checksums(source_root, kept_entries, reuse, workers, progress)

@@ -110,7 +110,10 @@ def plantcv(
     ranges = {}
     if start_date is not None or end_date is not None:
         if "timestamp" not in terms and not tables:
-            msg = "start_date/end_date filter on the timestamp term: add it to filename_metadata"
+            msg = (
+                "start_date/end_date filter on the timestamp term, which filename_metadata does "
+                "not list: PlantCV selects no file (every timestamp is empty); add it"
+            )
             raise LayoutError(msg)
         all_types.setdefault("timestamp", timestampformat)
         ranges["timestamp"] = (start_date, end_date)
@@ -236,6 +239,7 @@ def lemnatec_table(
     *,
     imgformat: str | None = None,
     on_missing: Literal["error", "warn"] = "error",
+    on_unlisted: Literal["error", "skip"] = "error",
     exclude: Sequence[str] = (),
 ) -> Table:
     """The LemnaTec ``SnapshotInfo.csv`` table: ``snapshot<id>/<tile>`` per listed tile.
@@ -243,7 +247,8 @@ def lemnatec_table(
     PlantCV appends ``.png`` (or ``imgformat``); without ``imgformat`` the tile matches a file
     of any extension, so exports saved as JPEG join too. Columns get PlantCV's names:
     ``snapshot`` (the id), ``barcode``, ``cartag``, ``timestamp``, ``camera_label`` (the tile);
-    ``exclude`` leaves some out (those the file name already gives).
+    ``exclude`` leaves some out (those the file name already gives). ``on_unlisted="skip"``
+    leaves out the files the table does not list, as PlantCV does.
     """
     template = "snapshot{id}/{tiles}" + (f".{imgformat}" if imgformat else "")
     # PlantCV's names for the columns (parsers._read_phenofront); filename terms stay as parsed
@@ -256,6 +261,7 @@ def lemnatec_table(
         columns={k: v for k, v in columns.items() if v not in exclude},
         ignore_extension=imgformat is None,
         on_missing=on_missing,
+        on_unlisted=on_unlisted,
     )
 
 
@@ -307,29 +313,27 @@ def plantcv_config(
     derived: Mapping[str, Derivation] | None = None,
     lookups: Sequence[Lookup] = (),
     on_unmatched: Literal["error", "skip"] = "error",
-    on_missing: Literal["error", "warn"] = "error",
+    on_missing: Literal["error", "warn"] = "warn",
 ) -> tuple[str, LayoutSpec]:
     """Read a PlantCV workflow configuration file; return ``(input_dir, layout)``.
 
-    Uses ``input_dir`` (relative to the current folder, as PlantCV does; ``input_dir=``
-    overrides it), ``imgformat``, ``include_all_subdirs``, ``filename_metadata``, ``delimiter``,
-    ``timestampformat``, ``metadata_filters``, ``start_date`` and ``end_date``. As PlantCV does,
-    a ``metadata.json`` in the input folder supplies the metadata (phenodata), else a
-    ``SnapshotInfo.csv`` lists the files (LemnaTec), else file names are parsed.
-    ``metadata_regex`` is not supported and refused when not empty.
+    The layout selects the files PlantCV's ``metadata_parser`` selects for the same
+    configuration. Uses ``input_dir`` (relative to the current folder, as PlantCV does;
+    ``input_dir=`` overrides it), ``imgformat``, ``include_all_subdirs``, ``filename_metadata``,
+    ``delimiter``, ``timestampformat``, ``metadata_filters``, ``start_date`` and ``end_date``.
+    As PlantCV does, a ``metadata.json`` in the input folder lists the files and their metadata
+    (phenodata), else a ``SnapshotInfo.csv`` lists them (LemnaTec: ``snapshot<id>/<tile>.png``,
+    or ``.<imgformat>``), else file names are parsed; a listing ignores ``include_all_subdirs``
+    and leaves out the files it does not name. Names PlantCV could not parse are left out when a
+    filter or date range needs a term they lack (PlantCV filters them out); otherwise they are
+    an error unless ``on_unmatched="skip"``. Entries naming files that are not there warn
+    (``on_missing="warn"``) and are reported, with every file left out, through
+    ``imagezarr.scan(..., report=[])`` (see :class:`imagezarr.layout.Exclusion`).
+    ``metadata_regex`` is refused when not empty. A configuration PlantCV selects no file
+    with, for a reason imagezarr can tell before listing the folder, raises saying why.
     """
     p = os.fspath(path)
-    try:
-        doc = json.loads(read_location(p))
-    except (OSError, RuntimeError) as e:
-        msg = f"cannot read PlantCV configuration {p!r}: {error_text(e)}"
-        raise LayoutError(msg) from e
-    except ValueError as e:
-        msg = f"PlantCV configuration {p!r} is not JSON: {e}"
-        raise LayoutError(msg) from e
-    if not isinstance(doc, dict):
-        msg = f"PlantCV configuration {p!r} is not a JSON object"
-        raise LayoutError(msg)
+    doc = _read_config(p)
     top = os.fspath(input_dir) if input_dir is not None else str(doc.get("input_dir") or "")
     if not top:
         msg = f"PlantCV configuration {p!r} has no input_dir: set it or pass the folder"
@@ -340,12 +344,13 @@ def plantcv_config(
             "use metadata_filters, a --glob, or a --pattern instead"
         )
         raise LayoutError(msg)
-    terms = doc.get("filename_metadata") or []
+    terms = list(doc.get("filename_metadata") or [])
     fmt = str(doc.get("timestampformat") or PLANTCV_TIMESTAMP)
     imgformat = doc.get("imgformat") or "all"
+    filters = doc.get("metadata_filters") or {}
     options: dict[str, Any] = {
         "timestampformat": fmt,
-        "metadata_filters": doc.get("metadata_filters") or None,
+        "metadata_filters": filters or None,
         "start_date": doc.get("start_date"),
         "end_date": doc.get("end_date"),
         "include_all_subdirs": bool(doc.get("include_all_subdirs", True)),
@@ -359,16 +364,23 @@ def plantcv_config(
     all_types = {"timestamp": fmt, **(types or {})}
     if os.path.exists(phenodata):
         spec = _phenodata_spec(phenodata, terms, dims, all_types, options, on_missing)
+    elif not terms:
+        spec = _no_terms_spec(p, imgformat, options, os.path.exists(snapshots))
     else:
         tables: tuple[Table, ...] = ()
+        table_terms: tuple[str, ...] = ()
         if os.path.exists(snapshots):
-            # PlantCV reads phenofront tiles as png unless imgformat names one format
-            fixed = None if imgformat == "all" or not isinstance(imgformat, str) else imgformat
-            table = lemnatec_table(snapshots, imgformat=fixed, on_missing=on_missing, exclude=terms)
+            if not isinstance(imgformat, str):
+                msg = f"PlantCV configuration {p!r}: imgformat must be one format for {snapshots!r}"
+                raise LayoutError(msg)
+            # PlantCV names the tiles <tile>.png unless imgformat names one format
+            ext = "png" if imgformat == "all" else imgformat
+            table = lemnatec_table(
+                snapshots, imgformat=ext, on_missing=on_missing, on_unlisted="skip", exclude=terms
+            )
             tables = (table,)
-        if not terms:
-            msg = f"PlantCV configuration {p!r}: filename_metadata is empty; list the terms"
-            raise LayoutError(msg)
+            table_terms = LEMNATEC_FIELDS
+        _check_blank_term(p, terms, filters, table_terms)
         spec = plantcv(
             terms,
             delimiter=str(doc.get("delimiter") or "_"),
@@ -378,8 +390,92 @@ def plantcv_config(
             tables=tables,
             **options,
         )
+        if tables:  # the table lists the files: every folder, any image extension
+            spec = _replace(spec, recursive=True, extensions=None)
     preset = {**(spec.preset or {}), "config": os.path.abspath(p)}
     return os.path.abspath(top), _replace(spec, preset=preset)
+
+
+def _read_config(p: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(read_location(p))
+    except (OSError, RuntimeError) as e:
+        msg = f"cannot read PlantCV configuration {p!r}: {error_text(e)}"
+        raise LayoutError(msg) from e
+    except ValueError as e:
+        msg = f"PlantCV configuration {p!r} is not JSON: {e}"
+        raise LayoutError(msg) from e
+    if not isinstance(doc, dict):
+        msg = f"PlantCV configuration {p!r} is not a JSON object"
+        raise LayoutError(msg)
+    return doc
+
+
+# the fields of a SnapshotInfo.csv row that replace filename terms (parsers._read_phenofront)
+LEMNATEC_FIELDS = ("snapshot", "barcode", "cartag", "timestamp", "camera_label")
+
+
+def blank_term(terms: Sequence[str], given: Sequence[str] = ()) -> str | None:
+    """The filename term PlantCV 4.x leaves empty: the last of its term order, unless
+    ``timestamp`` is a term (or a table gives the term, ``given``).
+
+    ``parsers._parse_filename`` counts its position in ``WorkflowConfig.metadata_terms``
+    (``timestamp``, then terms outside PlantCV's vocabulary, then those in it), which holds
+    one term more than the name has parts, so the last term stays ``None``: a metadata filter
+    on it removes every file.
+
+    >>> blank_term(["imgtype", "camera", "rotation", "zoom", "lifter", "gain", "exposure", "id"])
+    'id'
+    >>> blank_term(["plantbarcode", "camera", "frame"]), blank_term(["camera", "timestamp"])
+    ('frame', None)
+    """
+    if "timestamp" in terms or not terms:
+        return None
+    order = [t for t in terms if t not in PLANTCV_TERMS] + [t for t in terms if t in PLANTCV_TERMS]
+    last = list(dict.fromkeys(order))[-1]
+    return None if last in given else last
+
+
+def _check_blank_term(
+    p: str, terms: Sequence[str], filters: Mapping[str, Any], given: Sequence[str]
+) -> None:
+    blank = blank_term(terms, given)
+    if blank is not None and blank in filters:
+        msg = (
+            f"PlantCV configuration {p!r}: PlantCV selects no file with it: its parser "
+            f"(plantcv.parallel.parsers._parse_filename) leaves the last filename_metadata term "
+            f"{blank!r} empty unless 'timestamp' is a term, so metadata_filters on {blank!r} "
+            "remove every file; filter on another term"
+        )
+        raise LayoutError(msg)
+
+
+def _no_terms_spec(
+    p: str, imgformat: str | Sequence[str], options: Mapping[str, Any], snapshots: bool
+) -> LayoutSpec:
+    """No filename_metadata: PlantCV parses no term it could be asked to filter on; every file
+    of the format is taken, on one dim ``file``."""
+    if (
+        snapshots
+        or options.get("metadata_filters")
+        or options.get("start_date")
+        or (options.get("end_date"))
+    ):
+        msg = (
+            f"PlantCV configuration {p!r}: filename_metadata is empty; list the terms "
+            "(needed for a SnapshotInfo.csv, metadata_filters, start_date and end_date)"
+        )
+        raise LayoutError(msg)
+    formats = [imgformat] if isinstance(imgformat, str) else list(imgformat)
+    formats = list(PLANTCV_ALL) if formats == ["all"] else formats
+    return LayoutSpec(
+        on_unmatched=options.get("on_unmatched", "error"),
+        recursive=options.get("include_all_subdirs", True),
+        derived=dict(options.get("derived") or {}),
+        lookups=tuple(options.get("lookups") or ()),
+        preset={"name": "plantcv", "filename_metadata": [], "imgformat": imgformat},
+        extensions=tuple(f".{f.lower().lstrip('.')}" for f in formats),
+    )
 
 
 def _phenodata_spec(
@@ -390,20 +486,36 @@ def _phenodata_spec(
     options: Mapping[str, Any],
     on_missing: Literal["error", "warn"],
 ) -> LayoutSpec:
-    # PlantCV takes the configured terms (plus timestamp) from metadata.json, no name parsing
-    wanted = list(dict.fromkeys([*terms, "timestamp"]))
-    table = Table(table_path, file="{file}", columns={t: t for t in wanted}, on_missing=on_missing)
+    # PlantCV takes the configured terms (plus timestamp) from metadata.json, no name parsing;
+    # a term the file does not give is empty for every image
+    given = {k for row in read_table(table_path) for k in row}
+    wanted = [t for t in dict.fromkeys([*terms, "timestamp"]) if t in given]
+    table = Table(
+        table_path,
+        file="{file}",
+        columns={t: t for t in wanted},
+        on_missing=on_missing,
+        on_unlisted="skip",
+    )
     filters = {
         k: tuple(map(str, v if isinstance(v, list | tuple) else [v]))
         for k, v in (options.get("metadata_filters") or {}).items()
     }
     start, end = options.get("start_date"), options.get("end_date")
+    needed = [*filters, *(["timestamp"] if start or end else [])]
+    lacking = [k for k in needed if k not in wanted]
+    if lacking:
+        what = "start_date/end_date" if lacking[0] == "timestamp" else "metadata_filters"
+        msg = (
+            f"PlantCV selects no file: the images of {table_path!r} have no {lacking[0]!r} (or "
+            f"filename_metadata does not list it), and {what} on it remove every image"
+        )
+        raise LayoutError(msg)
     return LayoutSpec(
-        types=dict(types),
-        dims=tuple(dims) if dims is not None else tuple(t for t in terms if t != "timestamp"),
+        types={k: v for k, v in types.items() if k in wanted or k not in [*terms, "timestamp"]},
+        dims=tuple(dims) if dims is not None else tuple(t for t in wanted if t != "timestamp"),
         group_by=tuple(options.get("group_by") or ()),
         on_unmatched=options.get("on_unmatched", "error"),
-        recursive=options.get("include_all_subdirs", True),
         tables=(table,),
         filters=filters,
         ranges={"timestamp": (start, end)} if start is not None or end is not None else {},

@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
 
 from .. import api, presets
-from ..layout import LayoutSpec, Lookup
+from ..errors import ImageZarrError
+from ..layout import NO_FILE, Exclusion, LayoutSpec, LayoutWarning, Lookup, exclusion_counts
 from ._common import echo_tree, lazy_progress, remote_options, storage_options, summary_tree
+
+SHOWN = 3  # examples listed per reason
+
+
+def _plantcv_selection(tree: Tree, report: list[Exclusion], unreadable: tuple[str, ...]) -> None:
+    """The PlantCV summary lines: what the configuration left out, and why, with examples."""
+    counts = exclusion_counts(report)
+    left = ", ".join(f"{n} {reason}" for reason, n in counts.items() if reason != NO_FILE)
+    rows = [e for e in report if e.reason == NO_FILE]
+    taken = sum(e.selected for e in rows)
+    head = f"PlantCV selection: left out {left or 'nothing'}"
+    if rows:
+        head += f"; {len(rows)} table row(s) without file ({taken} passing the filters)"
+    branch = tree.add(f"[yellow]{escape(head)}[/]" if report else escape(head))
+    for reason in counts:
+        items = [e for e in report if e.reason == reason]
+        for e in items[:SHOWN]:
+            branch.add(escape(f"{reason}: {e.path} ({e.detail})"))
+        if len(items) > SHOWN:
+            branch.add(escape(f"... {len(items) - SHOWN} more: {reason}"))
+    if unreadable:
+        shown = ", ".join(unreadable[:SHOWN]) + (", ..." if len(unreadable) > SHOWN else "")
+        branch.add(escape(f"{len(unreadable)} selected file(s) are not readable images: {shown}"))
 
 
 def _types(values: tuple[str, ...]) -> dict[str, str]:
@@ -177,27 +205,45 @@ def scan(
     if source is None:
         msg = "give the SOURCE folder (or --plantcv-config with an input_dir)"
         raise click.UsageError(msg)
-    with lazy_progress("probing headers", quiet=quiet) as progress:
-        m = api.scan(
-            source,
-            layout=layout,
-            derived=_pairs(derive, "--derive", "day=day(timestamp, 20:00)"),
-            lookups=_lookups(lookup, lookup_missing),
-            pattern=pattern,
-            glob=glob,
-            types=_types(types) or None,
-            dims=dims,
-            group_by=group_by,
-            on_unmatched="skip" if skip_unmatched else "error",
-            on_unreadable="skip" if skip_unreadable else "error",
-            progress=progress,  # type: ignore[arg-type]
-            files=file_list,
-            storage_options=storage_options(options),
-            workers=workers,
-            client=scheduler,
-            allow_outside_root=allow_outside_root,
-            checksum=checksum,
-        )
+    report: list[Exclusion] = []
+    try:
+        with lazy_progress("probing headers", quiet=quiet) as progress, warnings.catch_warnings():
+            if _is_plantcv(layout):  # the summary lists the table rows without file
+                warnings.filterwarnings("ignore", r"table .* not among the scanned", LayoutWarning)
+            m = api.scan(
+                source,
+                layout=layout,
+                derived=_pairs(derive, "--derive", "day=day(timestamp, 20:00)"),
+                lookups=_lookups(lookup, lookup_missing),
+                pattern=pattern,
+                glob=glob,
+                types=_types(types) or None,
+                dims=dims,
+                group_by=group_by,
+                on_unmatched="skip" if skip_unmatched else "error",
+                on_unreadable="skip" if skip_unreadable else "error",
+                progress=progress,  # type: ignore[arg-type]
+                files=file_list,
+                storage_options=storage_options(options),
+                workers=workers,
+                client=scheduler,
+                allow_outside_root=allow_outside_root,
+                checksum=checksum,
+                report=report,
+            )
+    except ImageZarrError:
+        if _is_plantcv(layout) and report and not quiet:  # why the selection came out so
+            tree = Tree("[red]imagezarr scan stopped[/]")
+            _plantcv_selection(tree, report, ())
+            Console(stderr=True, highlight=False).print(tree)
+        raise
     out = m.save(output, absolute_root=absolute_root, force=force)
     if not quiet:
-        echo_tree(summary_tree(m, title=str(out)))
+        tree = summary_tree(m, title=str(out))
+        if _is_plantcv(layout):
+            _plantcv_selection(tree, report, m.unreadable)
+        echo_tree(tree)
+
+
+def _is_plantcv(layout: LayoutSpec | None) -> bool:
+    return layout is not None and (layout.preset or {}).get("name") == "plantcv"

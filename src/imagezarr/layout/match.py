@@ -8,15 +8,15 @@ any Python callable) and joins lookup tables (:class:`~.spec.Lookup`).
 
 from __future__ import annotations
 
-import itertools
-import json
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, cast
 
 from ..errors import LayoutError, PatternMismatchError
+from ._tables import Absent, column_name, join_table, read_rows, table_fields
 from .spec import (
     CALLABLE_PREFIX,
     MAX_EXAMPLES,
@@ -31,9 +31,72 @@ from .spec import (
     parse_type,
 )
 
-__all__ = ["day", "match_fields", "natural_key", "table_paths"]
+__all__ = [
+    "FILTERED",
+    "NOT_LISTED",
+    "NOT_MATCHED",
+    "NO_FILE",
+    "REASONS",
+    "Exclusion",
+    "day",
+    "exclusion_counts",
+    "match_fields",
+    "natural_key",
+    "table_paths",
+]
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
+NOT_MATCHED = "name does not match"
+NOT_LISTED = "not in table"
+NO_FILE = "table row without file"
+FILTERED = "filtered out"
+REASONS = (NOT_MATCHED, NOT_LISTED, NO_FILE, FILTERED)
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """Why a file was left out of a scan, or a table entry names no file.
+
+    ``reason`` is one of :data:`REASONS`: ``"name does not match"`` (the pattern),
+    ``"not in table"`` (a sidecar table does not list it), ``"table row without file"`` (``path``
+    is then the name as the table gives it) or ``"filtered out"`` (``filters`` or ``ranges``).
+    ``detail`` says why in words. ``selected`` is for table entries: the entry passes the
+    filters, so the file would be taken (PlantCV takes it, and fails to read it).
+
+    >>> e = Exclusion("a/NIR_1.png", "filtered out", "imgtype='NIR' is not one of ['VIS']")
+    >>> Exclusion.from_json(e.to_json()) == e
+    True
+    """
+
+    path: str
+    reason: str
+    detail: str = ""
+    selected: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"path": self.path, "reason": self.reason, "detail": self.detail}
+        return doc | ({"selected": True} if self.selected else {})
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Exclusion:
+        reason = doc.get("reason")
+        if reason not in REASONS or not isinstance(doc.get("path"), str):
+            msg = f"an exclusion needs a path and a reason among {list(REASONS)}, not {doc!r}"
+            raise LayoutError(msg)
+        detail = doc.get("detail") or ""
+        return cls(doc["path"], reason, str(detail), selected=doc.get("selected") is True)
+
+
+def exclusion_counts(excluded: Iterable[Exclusion]) -> dict[str, int]:
+    """How many of each reason, in the order of :data:`REASONS` (reasons with none left out).
+
+    >>> exclusion_counts([Exclusion("a", "filtered out"), Exclusion("b", "not in table")])
+    {'not in table': 1, 'filtered out': 1}
+    """
+    counts = dict.fromkeys(REASONS, 0)
+    for e in excluded:
+        counts[e.reason] += 1
+    return {k: n for k, n in counts.items() if n}
 
 
 def natural_key(text: str) -> tuple[Any, ...]:
@@ -66,61 +129,88 @@ def match_fields(
     spec: LayoutSpec,
     *,
     tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    report: list[Exclusion] | None = None,
 ) -> tuple[list[int], list[dict[str, Value]], list[str]]:
     """Parse each path into typed fields.
 
     Returns ``(kept, fields, unmatched)``: indices of the kept paths, their fields, and the
-    paths left out (not matching the pattern or not listed in a table, which raises unless
-    ``spec.on_unmatched == "skip"``, or removed by ``recursive``, ``filters`` or ``ranges``).
-    ``tables`` holds the rows of every table the spec names, keyed by its path (reading them is
-    the caller's job: this stage touches no file).
+    paths left out: not matching the pattern or not listed in a table (which raises unless
+    ``spec.on_unmatched == "skip"`` or the table's ``on_unlisted == "skip"``), or removed by
+    ``filters`` or ``ranges``. A name that does not match is left out without raising when a
+    filter or range needs a field it lacks: it would be filtered out anyway. Files outside
+    ``recursive`` are not candidates at all. ``tables`` holds the rows of every table the spec
+    names, keyed by its path (reading them is the caller's job: this stage touches no file).
+    ``report``, when given, receives one :class:`Exclusion` per path left out and per table
+    entry naming no file, grouped by reason.
 
     >>> spec = LayoutSpec(pattern=r"(?P<plant>\\w+)-(?P<frame>\\d+)\\.png", types={"frame": "int"})
     >>> match_fields(["p/A1-2.png"], spec)
     ([0], [{'plant': 'A1', 'frame': 2}], [])
+    >>> spec = LayoutSpec(pattern=r"(?P<p>A\\d+)-(?P<cam>\\w+)\\.png", filters={"cam": ("VIS",)})
+    >>> report = []
+    >>> match_fields(["A1-VIS.png", "A1-NIR.png", "notes.png"], spec, report=report)
+    ([0], [{'p': 'A1', 'cam': 'VIS'}], ['A1-NIR.png', 'notes.png'])
+    >>> [(e.path, e.reason) for e in report]
+    [('notes.png', 'name does not match'), ('A1-NIR.png', 'filtered out')]
     """
     spec.validate()
-    rows = {path: _rows(path, tables) for path in table_paths(spec)}
-    table_fields = [f for t in spec.tables for f in _table_fields(t, rows[t.path])]
-    spec.validate(table_fields if spec.tables else None)
+    rows = {path: read_rows(path, tables) for path in table_paths(spec)}
+    given = [f for t in spec.tables for f in table_fields(t, rows[t.path])]
+    spec.validate(given if spec.tables else None)
     _check_callables(spec)
+    types = {name: parse_type(t) for name, t in spec.types.items()}
     texts, unmatched = _match_texts(paths, spec)
     if spec.pattern is None and not spec.tables:
         texts = {i: {"file": paths[i]} for i in texts}
+    partial: dict[int, dict[str, str]] = {i: {} for i in unmatched}
     unlisted: list[int] = []
-    reports: list[tuple[Table, str]] = []
+    gone = set(unmatched)
+    out: list[Exclusion] = []
+    absent: list[tuple[Table, list[Absent]]] = []
     for table in spec.tables:
-        missed, report = _join_table(table, rows[table.path], paths, texts)
-        unlisted += missed
-        reports += [(table, report)] if report else []
-    if (unmatched or unlisted) and spec.on_unmatched == "error":
-        _raise_unmatched(spec, paths, unmatched, unlisted)
-    for table, report in reports:
-        if table.on_missing == "error":
-            raise LayoutError(report + "; pass on_missing='warn' to go on without them")
-        warnings.warn(report, LayoutWarning, stacklevel=2)
-    unmatched += unlisted
-    removed = [i for i in sorted(texts) if _filtered_out(spec, texts[i])] if spec.filters else []
-    dropped = set(removed)
-    kept = [i for i in sorted(texts) if i not in dropped]
-    types = {name: parse_type(t) for name, t in spec.types.items()}
+        missed, missing = join_table(table, rows[table.path], paths, texts, partial)
+        gone.update(missed)
+        if table.on_unlisted == "error":
+            unlisted += missed
+        listed = f"not listed in {_short_name(table.path)}"
+        out += [Exclusion(paths[i], NOT_LISTED, listed) for i in missed]
+        absent += [(table, missing)] if missing else []
+    unmatched = [i for i in unmatched if i in partial]
+    excused = {i: _excluded_by(spec, partial[i], types, paths[i]) for i in unmatched}
+    strict = [i for i in unmatched if not excused[i]]
+    if (strict or unlisted) and spec.on_unmatched == "error":
+        _raise_unmatched(spec, paths, strict, unlisted)
+    for i in unmatched:
+        why = _preset_hint(spec, paths[i]) or f"it does not match {spec.pattern!r}"
+        out.append(
+            Exclusion(paths[i], NOT_MATCHED, why + (f"; {excused[i]}" if excused[i] else ""))
+        )
+    for table, missing in absent:
+        out += [_absent_entry(spec, table, a, types) for a in missing]
+        _missing_report(table, missing)
+    removed: dict[int, str] = {}
+    if spec.filters:
+        removed = {i: why for i in sorted(texts) if (why := _filter_out(spec, texts[i]))}
+    kept = [i for i in sorted(texts) if i not in removed]
     if types:
         fields = [_convert(texts[i], types, paths[i]) for i in kept]
     else:  # every field is text already: the fresh dicts of texts serve as they are
         fields = cast("list[dict[str, Value]]", [texts[i] for i in kept])
     if spec.ranges:
-        inside = [_in_ranges(spec, f) for f in fields]
-        removed += [i for i, ok in zip(kept, inside, strict=True) if not ok]
-        kept = [i for i, ok in zip(kept, inside, strict=True) if ok]
-        fields = [f for f, ok in zip(fields, inside, strict=True) if ok]
+        outside = [_range_out(spec, f) for f in fields]
+        removed.update((i, why) for i, why in zip(kept, outside, strict=True) if why)
+        kept = [i for i, why in zip(kept, outside, strict=True) if not why]
+        fields = [f for f, why in zip(fields, outside, strict=True) if not why]
+    out += [Exclusion(paths[i], FILTERED, why) for i, why in sorted(removed.items())]
     for name, how in spec.derived.items():
         fn = how if callable(how) else _derivation(name, how)
         for i, f in zip(kept, fields, strict=True):
             f[name] = _derive_one(name, fn, f, paths[i])
     for lookup in spec.lookups:
         _join_lookup(lookup, rows[lookup.path], fields, types)
-    left_out = sorted(set(unmatched) | set(removed))
-    return kept, fields, [paths[i] for i in left_out]
+    if report is not None:
+        report += sorted(out, key=lambda e: (REASONS.index(e.reason), natural_key(e.path)))
+    return kept, fields, [paths[i] for i in sorted(gone | set(removed))]
 
 
 def table_paths(spec: LayoutSpec) -> list[str]:
@@ -131,41 +221,6 @@ def table_paths(spec: LayoutSpec) -> list[str]:
     ['a.csv']
     """
     return list(dict.fromkeys([t.path for t in spec.tables] + [lk.path for lk in spec.lookups]))
-
-
-def _rows(path: str, tables: Mapping[str, Sequence[Mapping[str, Any]]] | None) -> list[dict]:
-    if tables is None or path not in tables:
-        msg = f"the rows of table {path!r} were not given: read it first (presets.read_table)"
-        raise LayoutError(msg)
-    return [{_column_name(k): _cell(v) for k, v in row.items()} for row in tables[path]]
-
-
-def _column_name(name: Any) -> str:
-    """Column names lose spaces, as PlantCV reads them; other non-word characters become ``_``."""
-    return re.sub(r"\W", "_", str(name).replace(" ", "").strip())
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v.strip()
-    return json.dumps(v)
-
-
-def _table_fields(table: Table, rows: Sequence[Mapping[str, str]]) -> list[str]:
-    header = list(dict.fromkeys(k for row in rows for k in row))
-    missing = [c for c in table.template_columns() + list(table.split) if c not in header]
-    if missing:
-        msg = f"table {table.path!r} has no column(s) {missing}; its columns are {header}"
-        raise LayoutError(msg)
-    if table.columns is None:
-        return header
-    unknown = [c for c in table.columns if _column_name(c) not in header]
-    if unknown:
-        msg = f"table {table.path!r} has no column(s) {unknown}; its columns are {header}"
-        raise LayoutError(msg)
-    return list(table.columns.values())
 
 
 def _check_callables(spec: LayoutSpec) -> None:
@@ -274,98 +329,72 @@ def _preset_hint(spec: LayoutSpec, path: str) -> str:
     )
 
 
-def _join_table(
-    table: Table,
-    rows: Sequence[Mapping[str, str]],
-    paths: Sequence[str],
-    texts: dict[int, dict[str, str]],
-) -> tuple[list[int], str]:
-    """Add the fields of ``table`` to ``texts``; return the files it does not list, and a
-    report of the listed files that are not there (empty if none)."""
-    index: dict[str, dict[str, str]] = {}
-    empty = 0
-    for row in rows:
-        for key, fields in _table_entries(table, row):
-            if not key:
-                empty += 1
-                continue
-            if index.setdefault(key, fields) != fields:
-                diff = sorted(k for k in fields if fields[k] != index[key].get(k))
-                msg = (
-                    f"table {table.path!r} lists {key!r} twice with different values of {diff}: "
-                    "make the rows agree or remove one"
-                )
-                raise LayoutError(msg)
-    unlisted: list[int] = []
-    used: set[str] = set()
-    for i in sorted(texts):
-        # a listed name with a "/" is a path relative to the root, else a file name
-        key = paths[i]
-        if table.ignore_extension:
-            key = _strip_extension(key)
-        if key not in index:
-            key = key.rsplit("/", 1)[-1]
-        fields = index.get(key)
-        if fields is None:
-            unlisted.append(i)
-            del texts[i]
-            continue
-        used.add(key)
-        clash = [k for k in fields if k in texts[i]]
-        if clash:
-            msg = f"table {table.path!r} columns {clash} are also pattern fields: rename one"
-            raise LayoutError(msg)
-        texts[i].update(fields)
-    missing = [k for k in index if k not in used]
-    if not missing:
-        return unlisted, ""
+def _short_name(path: str) -> str:
+    return re.split(r"[/\\]", path)[-1] or path
+
+
+def _missing_report(table: Table, missing: Sequence[Absent]) -> None:
+    """Raise or warn, as ``table.on_missing`` says, about its entries naming no file."""
     what = "files" if not table.ignore_extension else "files (any extension)"
     msg = (
         f"table {table.path!r} lists {len(missing)} {what} that are not among the scanned "
-        "files: " + ", ".join(repr(k) for k in missing[:MAX_EXAMPLES])
+        "files: " + ", ".join(repr(a.key) for a in missing[:MAX_EXAMPLES])
     )
-    return unlisted, msg + (f" (and {empty} empty file entries)" if empty else "")
+    if table.on_missing == "error":
+        raise LayoutError(msg + "; pass on_missing='warn' to go on without them")
+    warnings.warn(msg, LayoutWarning, stacklevel=3)
 
 
-def _strip_extension(path: str) -> str:
-    head, _, name = path.rpartition("/")
-    stem, dot, _ = name.rpartition(".")
-    name = stem if dot and stem else name
-    return f"{head}/{name}" if head else name
+def _absent_entry(
+    spec: LayoutSpec, table: Table, entry: Absent, types: Mapping[str, FieldType]
+) -> Exclusion:
+    """The report of a table entry naming no file; ``selected``: it passes the filters."""
+    fields = dict(entry.fields)
+    rx = None if spec.pattern is None else _compile(spec.pattern)
+    subject = _subject(entry.key, _target(spec))
+    m = None if rx is None else rx.search(subject) if spec.search else rx.fullmatch(subject)
+    if m is not None:
+        fields.update({k: v for k, v in m.groupdict().items() if v is not None})
+    try:
+        why = _excluded_by(spec, fields, types, entry.key)
+    except LayoutError as e:
+        why = str(e)
+    notes = [f"listed in {_short_name(table.path)}", entry.note, why or "passes the filters"]
+    return Exclusion(entry.key, NO_FILE, "; ".join(n for n in notes if n), selected=not why)
 
 
-def _table_entries(table: Table, row: Mapping[str, str]) -> list[tuple[str, dict[str, str]]]:
-    lists = {c: [v.strip() for v in row.get(c, "").split(sep)] for c, sep in table.split.items()}
-    combos = itertools.product(*lists.values()) if lists else [()]
-    out = []
-    for combo in combos:
-        cells = dict(row)
-        cells.update(zip(lists, combo, strict=True))
-        if any(not cells.get(c) for c in table.template_columns()):
-            out.append(("", {}))
-            continue
-        key = re.sub(r"\{([^{}]+)\}", lambda m: cells[m.group(1)], table.file)  # noqa: B023
-        if table.columns is None:
-            fields = cells
-        else:
-            fields = {new: cells.get(_column_name(old), "") for old, new in table.columns.items()}
-        out.append((key, fields))
-    return out
+def _excluded_by(
+    spec: LayoutSpec, texts: Mapping[str, str], types: Mapping[str, FieldType], where: str
+) -> str:
+    """Why ``filters`` or ``ranges`` remove a file with (perhaps only some of) these fields."""
+    why = _filter_out(spec, texts)
+    if why or not spec.ranges:
+        return why
+    lacking = [name for name in spec.ranges if texts.get(name) is None]
+    if lacking:
+        return f"no {lacking[0]!r} for the range on it"
+    return _range_out(spec, _convert({k: texts[k] for k in spec.ranges}, types, where))
 
 
-def _filtered_out(spec: LayoutSpec, texts: Mapping[str, str]) -> bool:
-    return any(texts.get(k) not in allowed for k, allowed in spec.filters.items())
+def _filter_out(spec: LayoutSpec, texts: Mapping[str, str]) -> str:
+    for name, allowed in spec.filters.items():
+        value = texts.get(name)
+        if value is None:
+            return f"no {name!r} for the filter on it"
+        if value not in allowed:
+            return f"{name}={value!r} is not one of {list(allowed)}"
+    return ""
 
 
-def _in_ranges(spec: LayoutSpec, fields: Mapping[str, Value]) -> bool:
+def _range_out(spec: LayoutSpec, fields: Mapping[str, Value]) -> str:
     for name, (low, high) in spec.ranges.items():
         ftype = parse_type(spec.types.get(name, "str"))
         value = fields[name]
         if low is not None and value < ftype.convert(low):  # type: ignore[operator]
-            return False
+            return f"{name}={_text(value)} is before {low!r}"
         if high is not None and value > ftype.convert(high):  # type: ignore[operator]
-            return False
-    return True
+            return f"{name}={_text(value)} is after {high!r}"
+    return ""
 
 
 def day(value: datetime, boundary: time = time(0)) -> datetime:
@@ -432,13 +461,13 @@ def _join_lookup(
     fields: list[dict[str, Value]],
     types: Mapping[str, FieldType],
 ) -> None:
-    column = _column_name(lookup.column or lookup.key)
+    column = column_name(lookup.column or lookup.key)
     header = list(dict.fromkeys(k for row in rows for k in row))
     if column not in header:
         msg = f"lookup table {lookup.path!r} has no key column {column!r}; its columns are {header}"
         raise LayoutError(msg)
     wanted = lookup.columns or {c: c for c in header if c != column}
-    added = {_column_name(old): new for old, new in wanted.items()}
+    added = {column_name(old): new for old, new in wanted.items()}
     unknown = [c for c in added if c not in header]
     if unknown:
         msg = f"lookup table {lookup.path!r} has no column(s) {unknown}; its columns are {header}"

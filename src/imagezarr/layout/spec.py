@@ -104,9 +104,11 @@ class Table:
     ``{column}`` references naming the file of a row: a name with a ``/`` is compared with the
     path relative to the root, otherwise with the file name; ``ignore_extension`` compares
     without the file's extension. ``split`` names columns holding lists (``{"tiles": ";"}``):
-    one row per item, empty items ignored. Column names lose their spaces (``plant barcode`` becomes
-    ``plantbarcode``, as PlantCV reads them); ``columns`` renames or selects (``{column:
-    field}``). Rows naming files that are not there raise (``on_missing="error"``) or warn.
+    one row per item, a trailing separator ignored. Column names lose their spaces (``plant
+    barcode`` becomes ``plantbarcode``, as PlantCV reads them); ``columns`` renames or selects
+    (``{column: field}``). Rows naming files that are not there (or nothing: an empty item)
+    raise (``on_missing="error"``) or warn. Files the table does not list are unmatched
+    (``on_unlisted="error"``) or left out, reported as not in the table (``"skip"``).
 
     >>> t = Table("SnapshotInfo.csv", file="snapshot{id}/{tiles}", split={"tiles": ";"})
     >>> t.template_columns()
@@ -119,6 +121,7 @@ class Table:
     columns: Mapping[str, str] | None = None
     ignore_extension: bool = False
     on_missing: Literal["error", "warn"] = "error"
+    on_unlisted: Literal["error", "skip"] = "error"
 
     def template_columns(self) -> list[str]:
         return re.findall(r"\{([^{}]+)\}", self.file)
@@ -131,6 +134,7 @@ class Table:
             "columns": None if self.columns is None else dict(self.columns),
             "ignore_extension": self.ignore_extension,
             "on_missing": self.on_missing,
+            **({"on_unlisted": self.on_unlisted} if self.on_unlisted != "error" else {}),
         }
 
     @classmethod
@@ -147,6 +151,7 @@ class Table:
             columns=doc.text_map("columns"),
             ignore_extension=doc.flag("ignore_extension", False),
             on_missing=doc.choice("on_missing", ("error", "warn")),
+            on_unlisted=doc.choice("on_unlisted", ("error", "skip")),
         )
 
 
@@ -343,6 +348,9 @@ class LayoutSpec:
                 )
                 raise LayoutError(msg)
         for table in self.tables:
+            if table.on_unlisted not in ("error", "skip"):
+                msg = f"table {table.path!r}: on_unlisted must be 'error' or 'skip'"
+                raise LayoutError(msg)
             empty = [c for c, sep in table.split.items() if not sep]
             if empty:
                 msg = f"table {table.path!r}: split {empty} needs a separator such as ';'"

@@ -7,17 +7,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
-from . import probe
-from .discover import FileTable, add_checksums, discover, read_file_list, stat_listed
-from .errors import DiscoveryError, LayoutError, ProbeError
-from .layout import Derivation, LayoutSpec, Lookup, Table, arrange, match_fields, table_paths
+from .discover import FileTable
+from .errors import LayoutError, ProbeError
+from .layout import Derivation, LayoutSpec, Lookup, Table, arrange
 from .manifest import FileDiff, Manifest, ManifestLike, as_manifest, diff_files, load_manifest
-from .presets import read_table
-from .probe import ImageInfo
-from .probe._many import probe_distributed, probe_entries
-from .roots import Check, FileEntry, Root, open_root, stale
+from .roots import Check
+from .scanning import checksums, gather, layout_spec
 from .store import ImageZarrStore, OnError
 from .verify import verify
 
@@ -38,14 +33,6 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]
-
-
-def _names(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return tuple(v.strip() for v in value.split(",") if v.strip())
-    return tuple(value)
 
 
 def scan(
@@ -142,7 +129,7 @@ def scan(
     >>> [n.path for n in m.nodes], m.node("A1").dims, m.node("A1").shape
     (['A1', 'A2'], ('frame',), (2,))
     """
-    spec = _layout(
+    spec = layout_spec(
         layout,
         pattern=pattern,
         glob=glob,
@@ -154,26 +141,20 @@ def scan(
         lookups=lookups,
         tables=tables,
     )
-    spec.validate()
-    glob = spec.glob
-    options = dict(storage_options or {})
-    source_root = open_root(source, options, allow_outside_root=allow_outside_root)
-    root = source_root.url
-    rows = {path: read_table(path) for path in table_paths(spec)}
-    extensions = spec.extensions or probe.EXTENSIONS
-    if files is not None:
-        entries = stat_listed(source_root, read_file_list(files, options))
-    else:
-        entries = discover(source_root, glob=glob, extensions=extensions)
-    if not entries:
-        what = f"glob {glob!r}" if glob else "a known image extension"
-        msg = f"no files under {root!r} match {what}; check the folder and --glob"
-        raise DiscoveryError(msg)
-    kept, fields, unmatched = match_fields(
-        [e.path for e in entries], spec, tables=rows, report=report
+    got = gather(
+        source,
+        spec,
+        files=files,
+        storage_options=storage_options,
+        allow_outside_root=allow_outside_root,
+        reuse=reuse,
+        client=client,
+        workers=workers,
+        progress=progress,
     )
-    candidates = [entries[i] for i in kept]
-    infos, failed = _probe(source_root, candidates, reuse, client, workers, progress)
+    if report is not None:
+        report.extend(got.report)
+    candidates, failed = got.entries, got.failed
     if failed and on_unreadable == "error":
         shown = "; ".join(str(e) for _, e in failed[:5])
         msg = (
@@ -181,144 +162,36 @@ def scan(
             "glob, or skip them (on_unreadable='skip', --skip-unreadable)."
         )
         raise ProbeError(msg, path=candidates[failed[0][0]].path)
-    bad = {i for i, _ in failed}
-    good = [i for i in range(len(candidates)) if i not in bad]
+    good = got.good
+    bad = sorted({i for i, _ in failed})
     if not good:
-        shown = ", ".join(repr(candidates[i].path) for i in sorted(bad)[:5])
-        msg = f"no file is left to scan: {len(unmatched)} left out by the layout" + (
+        shown = ", ".join(repr(candidates[i].path) for i in bad[:5])
+        msg = f"no file is left to scan: {len(got.unmatched)} left out by the layout" + (
             f", {len(bad)} not readable images ({shown})" if bad else ""
         )
         raise LayoutError(msg)
     kept_entries = [candidates[i] for i in good]
     if checksum:
-        kept_entries = _checksums(source_root, kept_entries, reuse, workers, progress)
+        kept_entries = checksums(got.root, kept_entries, reuse, workers, progress)
     table = FileTable.from_entries(kept_entries)
     notes: list[str] = []
     nodes = arrange(
-        table.paths, [fields[i] for i in good], [infos[i] for i in good], spec, notes=notes
+        table.paths,
+        [got.fields[i] for i in good],
+        [got.infos[i] for i in good],  # type: ignore[misc]
+        spec,
+        notes=notes,
     )
     return Manifest(
-        root=root,
+        root=got.root.url,
         files=table,
         layout=spec,
         nodes=tuple(nodes),
-        unmatched=len(unmatched),
-        unreadable=tuple(candidates[i].path for i in sorted(bad)),
-        storage_options=options,
+        unmatched=len(got.unmatched),
+        unreadable=tuple(candidates[i].path for i in bad),
+        storage_options=got.options,
         notes=tuple(notes),
     )
-
-
-def _reusable(entries: list[FileEntry], reuse: Manifest | None) -> list[int]:
-    """For each entry, the index of the same unchanged file in ``reuse``, else -1."""
-    if reuse is None:
-        return [-1] * len(entries)
-    where = {p: i for i, p in enumerate(reuse.files.paths)}
-    old = np.fromiter((where.get(e.path, -1) for e in entries), np.int64, len(entries))
-    hit = old >= 0
-    sizes = np.fromiter((e.size for e in entries), np.int64, len(entries))
-    mtimes = np.fromiter((e.mtime_ns for e in entries), np.int64, len(entries))
-    at = np.where(hit, old, 0)
-    # identical size and time (the common case) in bulk; the rest through the freshness check
-    same = hit & (reuse.files.sizes[at] == sizes) & (reuse.files.mtimes[at] == mtimes)
-    out = []
-    for k, e in enumerate(entries):
-        i = int(old[k])
-        fresh = i >= 0 and (
-            (same[k] and (reuse.files.etags is None or reuse.files.etags[i] == e.etag))
-            or stale(reuse.files[i], e.stat, "mtime") is None
-        )
-        out.append(i if fresh else -1)
-    return out
-
-
-def _images_by_file(reuse: Manifest) -> dict[int, ImageInfo]:
-    return {
-        int(i): node.image for node in reuse.nodes for i in node.file_index[node.file_index >= 0]
-    }
-
-
-def _probe(
-    root: Root,
-    entries: list[FileEntry],
-    reuse: Manifest | None,
-    client: Any,
-    workers: int | None,
-    progress: Progress | None,
-) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
-    """Header probes of ``entries``, except those ``reuse`` holds unchanged."""
-    old = _reusable(entries, reuse)
-    images = _images_by_file(reuse) if reuse is not None else {}
-    infos: list[ImageInfo | None] = [images.get(i) for i in old]
-    todo = [k for k, info in enumerate(infos) if info is None]
-    fresh = [entries[k] for k in todo]
-    if client is not None:
-        got, failed = probe_distributed(client, root, fresh, progress=progress)
-    else:
-        got, failed = probe_entries(root, fresh, workers=workers, progress=progress)
-    for k, info in zip(todo, got, strict=True):
-        infos[k] = info
-    return infos, [(todo[j], e) for j, e in failed]  # type: ignore[return-value]
-
-
-def _checksums(
-    root: Root,
-    entries: list[FileEntry],
-    reuse: Manifest | None,
-    workers: int | None,
-    progress: Progress | None,
-) -> list[FileEntry]:
-    """``entries`` with checksums: recorded ones kept for unchanged files, the rest read."""
-    recorded = reuse.files.checksums if reuse is not None else None
-    out = list(entries)
-    todo = []
-    for k, i in enumerate(_reusable(entries, reuse)):
-        if i >= 0 and recorded is not None and recorded[i]:
-            out[k] = replace(entries[k], checksum=recorded[i])
-        else:
-            todo.append(k)
-    done = add_checksums(root, [entries[k] for k in todo], workers=workers, progress=progress)
-    for k, e in zip(todo, done, strict=True):
-        out[k] = e
-    return out
-
-
-def _layout(
-    layout: LayoutSpec | None,
-    *,
-    pattern: str | None,
-    glob: str | None,
-    types: Mapping[str, str] | None,
-    dims: str | Sequence[str] | None,
-    group_by: str | Sequence[str] | None,
-    on_unmatched: Literal["error", "skip"],
-    derived: Mapping[str, Derivation] | None,
-    lookups: Sequence[Lookup],
-    tables: Sequence[Table],
-) -> LayoutSpec:
-    """The layout to scan with: ``layout`` (or an empty one) with the options given applied."""
-    base = layout or LayoutSpec()
-    changes: dict[str, Any] = {
-        "pattern": pattern,
-        "glob": glob,
-        "types": None if types is None else {**base.types, **types},
-        "dims": _names(dims),
-        "group_by": _names(group_by),
-    }
-    spec = replace(base, **{k: v for k, v in changes.items() if v is not None})
-    if on_unmatched != "error":
-        spec = replace(spec, on_unmatched=on_unmatched)
-    return replace(
-        spec,
-        derived={**spec.derived, **(derived or {})},
-        lookups=(*spec.lookups, *(_absolute(lk) for lk in lookups)),
-        tables=(*spec.tables, *(_absolute(t) for t in tables)),
-    )
-
-
-def _absolute(item: Any) -> Any:
-    """Table paths are relative to the current folder; the layout records them absolute."""
-    return replace(item, path=os.path.abspath(item.path))
 
 
 def update(

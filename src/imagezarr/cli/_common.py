@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from ..manifest import Manifest
 __all__ = [
     "check_option",
     "console",
+    "heading",
     "human_bytes",
     "lazy_progress",
     "remote_options",
@@ -57,7 +59,8 @@ def storage_options(pairs: tuple[str, ...]) -> dict[str, object] | None:
     return out
 
 
-console = Console(highlight=False)
+# piped or captured output is not wrapped: paths and patterns must stay pasteable
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 10_000)
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -139,6 +142,14 @@ def summary_tree(m: Manifest, *, title: str) -> Tree:
 
 def echo_tree(tree: Tree) -> None:
     console.print(tree)
+
+
+def heading(title: str) -> None:
+    """A section rule on a terminal; a plain line when piped (no 10,000-character rule)."""
+    if console.is_terminal:
+        console.rule(title)
+    else:
+        console.print(f"== {title} ==", markup=False)
 
 
 check_option = click.option(

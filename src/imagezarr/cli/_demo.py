@@ -14,7 +14,7 @@ import click
 from .. import api
 from ..testing import PSII_PATTERN, PSII_TYPES, make_psii_experiment
 from ..verify import verify
-from ._common import console, echo_tree, lazy_progress, summary_tree
+from ._common import console, echo_tree, heading, lazy_progress, summary_tree
 
 
 @click.command()
@@ -28,7 +28,7 @@ def demo(directory: str, plants: int, nights: int) -> None:
     if not images.exists():
         truth = make_psii_experiment(images, plants=plants, nights=nights)
         console.print(f"generated {len(truth)} PNG images in {images}/ (one folder per night)")
-    console.rule("1. scan: file names -> labeled dims (no pixels read)")
+    heading("1. scan: file names -> labeled dims (no pixels read)")
     console.print(f"pattern: {PSII_PATTERN}", soft_wrap=True)
     t0 = time.perf_counter()
     with lazy_progress("probing headers") as progress:
@@ -37,14 +37,14 @@ def demo(directory: str, plants: int, nights: int) -> None:
     dt = time.perf_counter() - t0
     echo_tree(summary_tree(m, title=str(out)))
     console.print(f"scanned {len(m.files)} files in {dt:.2f} s ({len(m.files) / dt:,.0f} files/s)")
-    console.rule("2. open: the manifest as an xarray Dataset (lazy)")
+    heading("2. open: the manifest as an xarray Dataset (lazy)")
     ds = api.open_dataset(out, chunks={})
     console.print(ds)
-    console.rule("3. compute: mean leaf intensity per plant and protocol step (dask)")
+    heading("3. compute: mean leaf intensity per plant and protocol step (dask)")
     pixels = ds.image.where(ds.present)
     table = pixels.mean(("night", "frame", "y", "x"), dtype="float64").compute()
     console.print(table.to_pandas().round(2).to_string())
-    console.rule("4. verify: every file still there and unchanged")
+    heading("4. verify: every file still there and unchanged")
     report = verify(m)
     console.print(f"{report.checked} files checked: " + ("ok" if report.ok else "PROBLEMS"))
     console.print("\nnext steps (paste them as they are):", soft_wrap=True)

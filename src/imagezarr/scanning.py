@@ -1,0 +1,256 @@
+"""Stage 9, scanning: the steps of a scan up to, not including, arranging the files.
+
+:func:`gather` lists the source, matches names to fields, probes headers (reusing what an
+earlier manifest already knows) and computes checksums. :func:`imagezarr.scan` arranges what
+it gathered into a manifest; :func:`imagezarr.inspect` reports on it without writing anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from . import probe
+from .discover import add_checksums, discover, read_file_list, stat_listed
+from .errors import DiscoveryError, ProbeError
+from .layout import Derivation, Exclusion, LayoutSpec, Lookup, Table, match_fields, table_paths
+from .manifest import Manifest
+from .presets import read_table
+from .probe import ImageInfo
+from .probe._many import probe_distributed, probe_entries
+from .roots import FileEntry, Root, open_root, stale
+
+__all__ = ["Gathered", "checksums", "gather", "layout_spec"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """What a scan knows before arranging: every matched file with its fields and header."""
+
+    root: Root
+    spec: LayoutSpec
+    options: Mapping[str, Any]
+    listed: int  # files the listing returned (after glob and extensions)
+    entries: list[FileEntry]  # matched files, readable or not
+    fields: list[dict[str, Any]]
+    infos: list[ImageInfo | None]  # None where the header could not be read
+    failed: list[tuple[int, ProbeError]]
+    unmatched: list[str]
+    report: list[Exclusion] = field(default_factory=list)
+
+    @property
+    def good(self) -> list[int]:
+        """Indices of the entries whose header was read."""
+        bad = {i for i, _ in self.failed}
+        return [i for i in range(len(self.entries)) if i not in bad]
+
+
+def _names(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(value)
+
+
+def layout_spec(
+    layout: LayoutSpec | None,
+    *,
+    pattern: str | None,
+    glob: str | None,
+    types: Mapping[str, str] | None,
+    dims: str | Sequence[str] | None,
+    group_by: str | Sequence[str] | None,
+    on_unmatched: Literal["error", "skip"],
+    derived: Mapping[str, Derivation] | None,
+    lookups: Sequence[Lookup],
+    tables: Sequence[Table],
+) -> LayoutSpec:
+    """The layout to scan with: ``layout`` (or an empty one) with the options given applied."""
+    base = layout or LayoutSpec()
+    changes: dict[str, Any] = {
+        "pattern": pattern,
+        "glob": glob,
+        "types": None if types is None else {**base.types, **types},
+        "dims": _names(dims),
+        "group_by": _names(group_by),
+    }
+    spec = replace(base, **{k: v for k, v in changes.items() if v is not None})
+    if on_unmatched != "error":
+        spec = replace(spec, on_unmatched=on_unmatched)
+    return replace(
+        spec,
+        derived={**spec.derived, **(derived or {})},
+        lookups=(*spec.lookups, *(_absolute(lk) for lk in lookups)),
+        tables=(*spec.tables, *(_absolute(t) for t in tables)),
+    )
+
+
+def _absolute(item: Any) -> Any:
+    """Table paths are relative to the current folder; the layout records them absolute."""
+    return replace(item, path=os.path.abspath(item.path))
+
+
+def gather(
+    source: str | os.PathLike[str],
+    spec: LayoutSpec,
+    *,
+    files: str | os.PathLike[str] | Sequence[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    allow_outside_root: bool = False,
+    reuse: Manifest | None = None,
+    client: Any = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> Gathered:
+    """List, match and probe the files of ``source`` for ``spec`` (see :func:`imagezarr.scan`)."""
+    spec.validate()
+    glob = spec.glob
+    options = dict(storage_options or {})
+    source_root = open_root(source, options, allow_outside_root=allow_outside_root)
+    rows = {path: read_table(path) for path in table_paths(spec)}
+    extensions = spec.extensions or probe.EXTENSIONS
+    if files is not None:
+        entries = stat_listed(source_root, read_file_list(files, options))
+    else:
+        entries = discover(source_root, glob=glob, extensions=extensions)
+    if not entries:
+        what = f"glob {glob!r}" if glob else "a known image extension"
+        msg = f"no files under {source_root.url!r} match {what}; check the folder and --glob"
+        raise DiscoveryError(msg)
+    report: list[Exclusion] = []
+    kept, fields, unmatched = match_fields(
+        [e.path for e in entries], spec, tables=rows, report=report
+    )
+    candidates = [entries[i] for i in kept]
+    infos, failed = _probe(source_root, candidates, reuse, client, workers, progress)
+    return Gathered(
+        source_root,
+        spec,
+        options,
+        len(entries),
+        candidates,
+        fields,
+        infos,
+        failed,
+        unmatched,
+        report,
+    )
+
+
+def _reusable(entries: list[FileEntry], reuse: Manifest | None) -> list[int]:
+    """For each entry, the index of the same unchanged file in ``reuse``, else -1."""
+    if reuse is None:
+        return [-1] * len(entries)
+    where = {p: i for i, p in enumerate(reuse.files.paths)}
+    old = np.fromiter((where.get(e.path, -1) for e in entries), np.int64, len(entries))
+    hit = old >= 0
+    sizes = np.fromiter((e.size for e in entries), np.int64, len(entries))
+    mtimes = np.fromiter((e.mtime_ns for e in entries), np.int64, len(entries))
+    at = np.where(hit, old, 0)
+    # identical size and time (the common case) in bulk; the rest through the freshness check
+    same = hit & (reuse.files.sizes[at] == sizes) & (reuse.files.mtimes[at] == mtimes)
+    out = []
+    for k, e in enumerate(entries):
+        i = int(old[k])
+        fresh = i >= 0 and (
+            (same[k] and (reuse.files.etags is None or reuse.files.etags[i] == e.etag))
+            or stale(reuse.files[i], e.stat, "mtime") is None
+        )
+        out.append(i if fresh else -1)
+    return out
+
+
+def _images_by_file(reuse: Manifest) -> dict[int, ImageInfo]:
+    return {
+        int(i): node.image for node in reuse.nodes for i in node.file_index[node.file_index >= 0]
+    }
+
+
+def _probe(
+    root: Root,
+    entries: list[FileEntry],
+    reuse: Manifest | None,
+    client: Any,
+    workers: int | None,
+    progress: Progress | None,
+) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
+    """Header probes of ``entries``, except those ``reuse`` holds unchanged."""
+    old = _reusable(entries, reuse)
+    images = _images_by_file(reuse) if reuse is not None else {}
+    infos: list[ImageInfo | None] = [images.get(i) for i in old]
+    todo = [k for k, info in enumerate(infos) if info is None]
+    fresh = [entries[k] for k in todo]
+    if client is not None:
+        got, failed = probe_distributed(client, root, fresh, progress=progress)
+    else:
+        got, failed = probe_entries(root, fresh, workers=workers, progress=progress)
+    for k, info in zip(todo, got, strict=True):
+        infos[k] = info
+    return infos, [(todo[j], e) for j, e in failed]  # type: ignore[return-value]
+
+
+def checksums(
+    root: Root,
+    entries: list[FileEntry],
+    reuse: Manifest | None,
+    workers: int | None,
+    progress: Progress | None,
+) -> list[FileEntry]:
+    """``entries`` with checksums: recorded ones kept for unchanged files, the rest read."""
+    recorded = reuse.files.checksums if reuse is not None else None
+    out = list(entries)
+    todo = []
+    for k, i in enumerate(_reusable(entries, reuse)):
+        if i >= 0 and recorded is not None and recorded[i]:
+            out[k] = replace(entries[k], checksum=recorded[i])
+        else:
+            todo.append(k)
+    done = add_checksums(root, [entries[k] for k in todo], workers=workers, progress=progress)
+    for k, e in zip(todo, done, strict=True):
+        out[k] = e
+    return out
+
+
+def _layout(
+    layout: LayoutSpec | None,
+    *,
+    pattern: str | None,
+    glob: str | None,
+    types: Mapping[str, str] | None,
+    dims: str | Sequence[str] | None,
+    group_by: str | Sequence[str] | None,
+    on_unmatched: Literal["error", "skip"],
+    derived: Mapping[str, Derivation] | None,
+    lookups: Sequence[Lookup],
+    tables: Sequence[Table],
+) -> LayoutSpec:
+    """The layout to scan with: ``layout`` (or an empty one) with the options given applied."""
+    base = layout or LayoutSpec()
+    changes: dict[str, Any] = {
+        "pattern": pattern,
+        "glob": glob,
+        "types": None if types is None else {**base.types, **types},
+        "dims": _names(dims),
+        "group_by": _names(group_by),
+    }
+    spec = replace(base, **{k: v for k, v in changes.items() if v is not None})
+    if on_unmatched != "error":
+        spec = replace(spec, on_unmatched=on_unmatched)
+    return replace(
+        spec,
+        derived={**spec.derived, **(derived or {})},
+        lookups=(*spec.lookups, *(_absolute(lk) for lk in lookups)),
+        tables=(*spec.tables, *(_absolute(t) for t in tables)),
+    )
+
+
+def _absolute(item: Any) -> Any:
+    """Table paths are relative to the current folder; the layout records them absolute."""
+    return replace(item, path=os.path.abspath(item.path))

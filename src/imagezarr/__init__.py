@@ -34,6 +34,7 @@ from .errors import (
     UnsafePathError,
     UnsupportedImageError,
 )
+from .inspection import inspect
 from .layout import LayoutSpec, LayoutWarning, Lookup, Table
 from .manifest import Manifest
 from .store import ImageZarrStore
@@ -61,6 +62,7 @@ __all__ = [
     "UnsafePathError",
     "UnsupportedImageError",
     "__version__",
+    "inspect",
     "load_manifest",
     "open_dataset",
     "open_datatree",

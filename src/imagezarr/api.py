@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .discover import FileTable
 from .errors import LayoutError, ProbeError
-from .layout import Derivation, LayoutSpec, Lookup, Table, arrange
+from .layout import Derivation, Exclusion, LayoutSpec, Lookup, Table, arrange
+from .layout.arrange import minority_images
+from .layout.match import OTHER_SIGNATURE, UNREADABLE
 from .manifest import FileDiff, Manifest, ManifestLike, as_manifest, diff_files, load_manifest
 from .roots import Check
 from .scanning import checksums, gather, layout_spec
@@ -19,8 +21,6 @@ from .verify import verify
 if TYPE_CHECKING:
     import xarray as xr
     import zarr
-
-    from .layout import Exclusion
 
 __all__ = [
     "load_manifest",
@@ -45,6 +45,7 @@ def scan(
     group_by: str | Sequence[str] | None = None,
     on_unmatched: Literal["error", "skip"] = "error",
     on_unreadable: Literal["error", "skip"] = "error",
+    on_mismatch: Literal["error", "skip", "split"] | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
     layout: LayoutSpec | None = None,
@@ -137,6 +138,7 @@ def scan(
         dims=dims,
         group_by=group_by,
         on_unmatched=on_unmatched,
+        on_mismatch=on_mismatch,
         derived=derived,
         lookups=lookups,
         tables=tables,
@@ -152,7 +154,7 @@ def scan(
         workers=workers,
         progress=progress,
     )
-    if report is not None:
+    if report is not None:  # filled first, so a caller can explain a failure below
         report.extend(got.report)
     candidates, failed = got.entries, got.failed
     if failed and on_unreadable == "error":
@@ -164,6 +166,15 @@ def scan(
         raise ProbeError(msg, path=candidates[failed[0][0]].path)
     good = got.good
     bad = sorted({i for i, _ in failed})
+    excluded = [
+        *got.report,
+        *(Exclusion(candidates[i].path, UNREADABLE, str(e)) for i, e in failed),
+    ]
+    if spec.on_mismatch == "skip":
+        odd = minority_images([got.fields[i] for i in good], [got.infos[i] for i in good], spec)
+        excluded += [Exclusion(candidates[good[k]].path, OTHER_SIGNATURE, why) for k, why in odd]
+        drop = {good[k] for k, _ in odd}
+        good = [i for i in good if i not in drop]
     if not good:
         shown = ", ".join(repr(candidates[i].path) for i in bad[:5])
         msg = f"no file is left to scan: {len(got.unmatched)} left out by the layout" + (
@@ -191,6 +202,7 @@ def scan(
         unreadable=tuple(candidates[i].path for i in bad),
         storage_options=got.options,
         notes=tuple(notes),
+        excluded=tuple(excluded),
     )
 
 

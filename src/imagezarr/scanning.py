@@ -68,9 +68,10 @@ def layout_spec(
     dims: str | Sequence[str] | None,
     group_by: str | Sequence[str] | None,
     on_unmatched: Literal["error", "skip"],
-    derived: Mapping[str, Derivation] | None,
-    lookups: Sequence[Lookup],
-    tables: Sequence[Table],
+    on_mismatch: Literal["error", "skip", "split"] | None = None,
+    derived: Mapping[str, Derivation] | None = None,
+    lookups: Sequence[Lookup] = (),
+    tables: Sequence[Table] = (),
 ) -> LayoutSpec:
     """The layout to scan with: ``layout`` (or an empty one) with the options given applied."""
     base = layout or LayoutSpec()
@@ -84,6 +85,8 @@ def layout_spec(
     spec = replace(base, **{k: v for k, v in changes.items() if v is not None})
     if on_unmatched != "error":
         spec = replace(spec, on_unmatched=on_unmatched)
+    if on_mismatch is not None:
+        spec = replace(spec, on_mismatch=on_mismatch)
     return replace(
         spec,
         derived={**spec.derived, **(derived or {})},
@@ -227,9 +230,10 @@ def _layout(
     dims: str | Sequence[str] | None,
     group_by: str | Sequence[str] | None,
     on_unmatched: Literal["error", "skip"],
-    derived: Mapping[str, Derivation] | None,
-    lookups: Sequence[Lookup],
-    tables: Sequence[Table],
+    on_mismatch: Literal["error", "skip", "split"] | None = None,
+    derived: Mapping[str, Derivation] | None = None,
+    lookups: Sequence[Lookup] = (),
+    tables: Sequence[Table] = (),
 ) -> LayoutSpec:
     """The layout to scan with: ``layout`` (or an empty one) with the options given applied."""
     base = layout or LayoutSpec()
@@ -243,6 +247,8 @@ def _layout(
     spec = replace(base, **{k: v for k, v in changes.items() if v is not None})
     if on_unmatched != "error":
         spec = replace(spec, on_unmatched=on_unmatched)
+    if on_mismatch is not None:
+        spec = replace(spec, on_mismatch=on_mismatch)
     return replace(
         spec,
         derived={**spec.derived, **(derived or {})},

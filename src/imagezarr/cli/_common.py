@@ -119,8 +119,14 @@ def summary_tree(m: Manifest, *, title: str) -> Tree:
         f"[bold]{title}[/]: {len(m.files)} files, {human_bytes(m.total_bytes)} referenced, "
         f"format {', '.join(formats) or '-'}; root {m.root}"
     )
-    if m.unmatched or m.unreadable:
-        tree.add(f"[yellow]skipped: {m.unmatched} unmatched, {len(m.unreadable)} unreadable[/]")
+    if m.unmatched or m.unreadable or m.excluded:
+        counts: dict[str, int] = {}
+        for e in m.excluded:
+            counts[e.reason] = counts.get(e.reason, 0) + 1
+        text = ", ".join(f"{n} {reason}" for reason, n in counts.items()) or (
+            f"{m.unmatched} unmatched, {len(m.unreadable)} unreadable"
+        )
+        tree.add(f"[yellow]left out: {text} (imagezarr info --excluded lists them)[/]")
     for note in m.notes:
         tree.add(f"[dim]{note}[/]")
     for node in m.nodes:

@@ -100,52 +100,121 @@ def _preset(
     return None, presets.plantcv(terms, **options)
 
 
+def layout_options(command: Any) -> Any:
+    """The options that say which files and how to read their names: shared by scan and
+    inspect, so the two take the same command line."""
+    options = [
+        click.argument("source", type=click.Path(file_okay=False), required=False),
+        click.option(
+            "--pattern", help="Regex with named groups, e.g. '(?P<plant>\\w+)-(?P<frame>\\d+)'."
+        ),
+        click.option(
+            "--glob", help="Which files to consider (default: every known image extension)."
+        ),
+        click.option(
+            "--type",
+            "types",
+            multiple=True,
+            metavar="FIELD=TYPE",
+            help="int, float, str or a strptime format such as %Y%m%dT%H%M%S. Repeatable.",
+        ),
+        click.option(
+            "--dims", help="Comma-separated order of the outer dims (default: chosen for you)."
+        ),
+        click.option("--group-by", help="Field(s), comma-separated, giving one group per value."),
+        click.option(
+            "--preset", type=click.Choice(["plantcv"]), help="A named layout (PlantCV file names)."
+        ),
+        click.option("--terms", help="PlantCV filename_metadata, comma-separated."),
+        click.option(
+            "--delimiter",
+            help="PlantCV delimiter: one character, or a regex whose groups are the terms.",
+        ),
+        click.option(
+            "--timestampformat", help="PlantCV timestampformat (strptime), e.g. %Y%m%dT%H%M%S."
+        ),
+        click.option(
+            "--plantcv-config",
+            type=click.Path(dir_okay=False, exists=True),
+            help="Read input_dir, filename_metadata, delimiter, ... from a PlantCV workflow "
+            "config.",
+        ),
+        click.option(
+            "--derive",
+            multiple=True,
+            metavar="NAME=HOW",
+            help="A derived field: day(timestamp), day(timestamp, 20:00) or "
+            "strftime(timestamp, %Y-%m).",
+        ),
+        click.option(
+            "--lookup",
+            multiple=True,
+            metavar="FIELD=TABLE[:COLUMN]",
+            help="Add the columns of a CSV/JSON table keyed by FIELD's values (key column COLUMN).",
+        ),
+        click.option(
+            "--lookup-missing",
+            type=click.Choice(["error", "warn"]),
+            default="error",
+            help="A value missing from a lookup table: error (default) or warn.",
+        ),
+        click.option(
+            "--files",
+            "file_list",
+            help="Index file (path or URL) listing relative paths to take instead of listing "
+            "SOURCE; needed for http(s):// sources.",
+        ),
+        remote_options,
+        click.option("--workers", type=int, help="Header probes in flight (default: adaptive)."),
+        click.option(
+            "--allow-outside-root", is_flag=True, help="Follow symbolic links that leave SOURCE."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def scan_keywords(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """SOURCE and the keywords of :func:`imagezarr.scan` from the layout options' values."""
+    config_dir, layout = _preset(
+        params.pop("preset"),
+        params.pop("plantcv_config"),
+        params.pop("terms"),
+        params.pop("delimiter"),
+        params.pop("timestampformat"),
+    )
+    source = params.pop("source") or config_dir
+    if source is None:
+        msg = "give the SOURCE folder (or --plantcv-config with an input_dir)"
+        raise click.UsageError(msg)
+    return source, {
+        "layout": layout,
+        "derived": _pairs(params.pop("derive"), "--derive", "day=day(timestamp, 20:00)"),
+        "lookups": _lookups(params.pop("lookup"), params.pop("lookup_missing")),
+        "pattern": params.pop("pattern"),
+        "glob": params.pop("glob"),
+        "types": _types(params.pop("types")) or None,
+        "dims": params.pop("dims"),
+        "group_by": params.pop("group_by"),
+        "files": params.pop("file_list"),
+        "storage_options": storage_options(params.pop("options")),
+        "workers": params.pop("workers"),
+        "allow_outside_root": params.pop("allow_outside_root"),
+    }
+
+
 @click.command()
-@click.argument("source", type=click.Path(file_okay=False), required=False)
-@click.option("--pattern", help="Regex with named groups, e.g. '(?P<plant>\\w+)-(?P<frame>\\d+)'.")
-@click.option("--glob", help="Which files to consider (default: every known image extension).")
-@click.option(
-    "--type",
-    "types",
-    multiple=True,
-    metavar="FIELD=TYPE",
-    help="int, float, str or a strptime format such as %Y%m%dT%H%M%S. Repeatable.",
-)
-@click.option("--dims", help="Comma-separated order of the outer dims.")
-@click.option("--group-by", help="Field(s), comma-separated, giving one group per value.")
-@click.option(
-    "--preset", type=click.Choice(["plantcv"]), help="A named layout (PlantCV file names)."
-)
-@click.option("--terms", help="PlantCV filename_metadata, comma-separated.")
-@click.option(
-    "--delimiter", help="PlantCV delimiter: one character, or a regex whose groups are the terms."
-)
-@click.option("--timestampformat", help="PlantCV timestampformat (strptime), e.g. %Y%m%dT%H%M%S.")
-@click.option(
-    "--plantcv-config",
-    type=click.Path(dir_okay=False, exists=True),
-    help="Read input_dir, filename_metadata, delimiter, ... from a PlantCV workflow config.",
-)
-@click.option(
-    "--derive",
-    multiple=True,
-    metavar="NAME=HOW",
-    help="A derived field: day(timestamp), day(timestamp, 20:00) or strftime(timestamp, %Y-%m).",
-)
-@click.option(
-    "--lookup",
-    multiple=True,
-    metavar="FIELD=TABLE[:COLUMN]",
-    help="Add the columns of a CSV/JSON table keyed by FIELD's values (key column COLUMN).",
-)
-@click.option(
-    "--lookup-missing",
-    type=click.Choice(["error", "warn"]),
-    default="error",
-    help="A value missing from a lookup table: error (default) or warn.",
-)
+@layout_options
 @click.option("--skip-unmatched", is_flag=True, help="Skip files that do not match the pattern.")
 @click.option("--skip-unreadable", is_flag=True, help="Skip files whose header is not an image.")
+@click.option(
+    "--on-mismatch",
+    type=click.Choice(["error", "skip", "split"]),
+    default=None,
+    help="Images of one array that differ in format, shape or dtype: stop (default), leave out "
+    "those unlike most of their group, or give each kind its own group.",
+)
 @click.option(
     "-o",
     "--output",
@@ -153,16 +222,7 @@ def _preset(
     type=click.Path(dir_okay=False),
     help="Where to write the manifest (*.imagezarr.json).",
 )
-@click.option(
-    "--files",
-    "file_list",
-    help="Index file (path or URL) listing relative paths to take instead of listing SOURCE; "
-    "needed for http(s):// sources.",
-)
-@remote_options
-@click.option("--workers", type=int, help="Header probes in flight (default: adaptive).")
 @click.option("--scheduler", help="dask.distributed scheduler address to spread probes over.")
-@click.option("--allow-outside-root", is_flag=True, help="Follow symbolic links that leave SOURCE.")
 @click.option(
     "--checksum",
     is_flag=True,
@@ -172,39 +232,20 @@ def _preset(
 @click.option("--force", is_flag=True, help="Allow writing the manifest inside the source folder.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def scan(
-    source: str | None,
-    pattern: str | None,
-    glob: str | None,
-    types: tuple[str, ...],
-    dims: str | None,
-    group_by: str | None,
-    preset: str | None,
-    terms: str | None,
-    delimiter: str | None,
-    timestampformat: str | None,
-    plantcv_config: str | None,
-    derive: tuple[str, ...],
-    lookup: tuple[str, ...],
-    lookup_missing: str,
     skip_unmatched: bool,
     skip_unreadable: bool,
+    on_mismatch: str | None,
     output: str,
-    file_list: str | None,
-    options: tuple[str, ...],
-    workers: int | None,
     scheduler: str | None,
-    allow_outside_root: bool,
     checksum: bool,
     absolute_root: bool,
     force: bool,
     quiet: bool,
+    **params: Any,
 ) -> None:
     """Scan SOURCE into a manifest, reading only image headers."""
-    config_dir, layout = _preset(preset, plantcv_config, terms, delimiter, timestampformat)
-    source = source or config_dir
-    if source is None:
-        msg = "give the SOURCE folder (or --plantcv-config with an input_dir)"
-        raise click.UsageError(msg)
+    source, keywords = scan_keywords(params)
+    layout = keywords["layout"]
     report: list[Exclusion] = []
     try:
         with lazy_progress("probing headers", quiet=quiet) as progress, warnings.catch_warnings():
@@ -212,22 +253,12 @@ def scan(
                 warnings.filterwarnings("ignore", r"table .* not among the scanned", LayoutWarning)
             m = api.scan(
                 source,
-                layout=layout,
-                derived=_pairs(derive, "--derive", "day=day(timestamp, 20:00)"),
-                lookups=_lookups(lookup, lookup_missing),
-                pattern=pattern,
-                glob=glob,
-                types=_types(types) or None,
-                dims=dims,
-                group_by=group_by,
+                **keywords,
                 on_unmatched="skip" if skip_unmatched else "error",
                 on_unreadable="skip" if skip_unreadable else "error",
+                on_mismatch=on_mismatch,  # type: ignore[arg-type]
                 progress=progress,  # type: ignore[arg-type]
-                files=file_list,
-                storage_options=storage_options(options),
-                workers=workers,
                 client=scheduler,
-                allow_outside_root=allow_outside_root,
                 checksum=checksum,
                 report=report,
             )

@@ -25,7 +25,7 @@ from .infer import Choice, choose_dims
 from .match import _sort_key, natural_key
 from .spec import LayoutSpec, LayoutWarning, Value
 
-__all__ = ["Coord", "Node", "arrange"]
+__all__ = ["Coord", "Node", "arrange", "image_label", "minority_images"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +141,9 @@ def arrange(
     what was chosen and why are appended to ``notes``. Raises :class:`DuplicateIndexError`
     or :class:`InconsistentImagesError`.
     """
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    if not spec.group_by:
-        groups[()] = list(range(len(fields)))
-    for i, f in enumerate(fields if spec.group_by else ()):
-        groups.setdefault(tuple(f[g] for g in spec.group_by), []).append(i)
+    groups = _group_members(fields, spec.group_by)
+    if spec.on_mismatch == "split":
+        groups = _split_by_image(groups, infos)
     candidates = _candidates(fields, spec)
     choice = None
     if spec.dims is None and candidates is not None:
@@ -154,7 +152,7 @@ def arrange(
     nodes = []
     names: dict[str, tuple[Any, ...]] = {}
     for key in sorted(groups, key=lambda k: tuple(_sort_key(v) for v in k)):
-        path = _group_name(key) if spec.group_by else ""
+        path = _group_name(key) if key else ""
         if path in names:
             msg = (
                 f"group values {names[path]} and {key} give the same group name {path!r}: "
@@ -162,13 +160,70 @@ def arrange(
             )
             raise LayoutError(msg)
         names[path] = key
-        attrs = {g: _jsonable(v) for g, v in zip(spec.group_by, key, strict=True)}
+        attrs = {g: _jsonable(v) for g, v in zip(spec.group_by, key, strict=False)}
         nodes.append(_build_node(path, attrs, groups[key], paths, fields, infos, spec))
     if choice is not None and notes is not None:
         notes.extend(_explain(choice, nodes))
     elif candidates is not None and spec.dims is not None and fields:
         _warn_sparse(nodes, fields, candidates, list(groups.values()))
     return nodes
+
+
+def _group_members(
+    fields: Sequence[Mapping[str, Value]], group_by: Sequence[str]
+) -> dict[tuple[Any, ...], list[int]]:
+    if not group_by:
+        return {(): list(range(len(fields)))}
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, f in enumerate(fields):
+        groups.setdefault(tuple(f[g] for g in group_by), []).append(i)
+    return groups
+
+
+def image_label(info: ImageInfo) -> str:
+    """A group name for one kind of image: ``png-480x640-uint8``, ``jpeg-480x640x3-uint8``."""
+    return f"{info.format}-{'x'.join(map(str, info.shape))}-{info.dtype}"
+
+
+def _split_by_image(
+    groups: Mapping[tuple[Any, ...], list[int]], infos: Sequence[ImageInfo]
+) -> dict[tuple[Any, ...], list[int]]:
+    """``on_mismatch="split"``: a group holding several kinds of image gets one subgroup per
+    kind, named by :func:`image_label`; a group of one kind stays as it is."""
+    out: dict[tuple[Any, ...], list[int]] = {}
+    for key, members in groups.items():
+        kinds: dict[tuple[Any, ...], list[int]] = {}
+        for i in members:
+            kinds.setdefault(_image_signature(infos[i]), []).append(i)
+        if len(kinds) == 1:
+            out[key] = members
+            continue
+        for kind_members in kinds.values():
+            out[(*key, image_label(infos[kind_members[0]]))] = kind_members
+    return out
+
+
+def minority_images(
+    fields: Sequence[Mapping[str, Value]], infos: Sequence[ImageInfo], spec: LayoutSpec
+) -> list[tuple[int, str]]:
+    """``on_mismatch="skip"``: files whose kind of image is not the most common of their
+    group, each with what it is and what most files are."""
+    out = []
+    for members in _group_members(fields, spec.group_by).values():
+        kinds: dict[tuple[Any, ...], list[int]] = {}
+        for i in members:
+            kinds.setdefault(_image_signature(infos[i]), []).append(i)
+        if len(kinds) < 2:
+            continue
+        common = max(kinds.values(), key=len)
+        usual = image_label(infos[common[0]])
+        out += [
+            (i, f"{image_label(infos[i])}, while most files are {usual}")
+            for files in kinds.values()
+            if files is not common
+            for i in files
+        ]
+    return sorted(out)
 
 
 def _candidates(fields: Sequence[Mapping[str, Value]], spec: LayoutSpec) -> list[str] | None:
@@ -321,7 +376,9 @@ def _common_image(
         raise InconsistentImagesError(
             f"images of {where} differ; one array needs one format, shape and dtype: "
             + "; ".join(lines)
-            + ". Split them with group_by or a narrower glob."
+            + ". Split them with group_by or a narrower glob, or pass on_mismatch='skip' "
+            "(--on-mismatch skip) to leave out the odd ones or 'split' to give each kind its "
+            "own group."
         )
     return infos[members[0]]
 

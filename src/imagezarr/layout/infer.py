@@ -25,7 +25,7 @@ import numpy as np
 from .match import _sort_key
 from .spec import Value
 
-__all__ = ["Choice", "choose_dims"]
+__all__ = ["Choice", "choose_dims", "rank_dims"]
 
 HOLE_TOLERANCE = 0.10  # grids this much emptier than the densest still count as dense
 MAX_SEARCH_FIELDS = 14  # above this, subsets are searched greedily, not exhaustively
@@ -78,13 +78,27 @@ def choose_dims(
 ) -> Choice:
     """Choose outer dims among ``candidates`` for files described by ``fields``.
 
+    The first of :func:`rank_dims`; see there.
+    """
+    return rank_dims(fields, candidates, groups=groups, limit=1)[0]
+
+
+def rank_dims(
+    fields: Sequence[Mapping[str, Value]],
+    candidates: Sequence[str],
+    *,
+    groups: Sequence[Sequence[int]] | None = None,
+    limit: int = 5,
+) -> list[Choice]:
+    """Candidate outer dims among ``candidates``, best first (at most ``limit``).
+
     ``groups`` (member indices per group, from ``group_by``) makes every group its own grid:
     a set of fields must identify the files inside each group, and holes are counted per
     group.
 
     >>> files = [{"plant": p, "frame": f, "t": datetime(2020, 1, 1, p, f)}
     ...          for p in range(3) for f in range(2)]
-    >>> c = choose_dims(files, ["plant", "frame", "t"])
+    >>> c = rank_dims(files, ["plant", "frame", "t"])[0]
     >>> c.dims, c.holes, dict(c.demoted)
     (('plant', 'frame'), 0, {'t': 'a time; a dim only when nothing else tells the files apart'})
     """
@@ -120,32 +134,35 @@ def choose_dims(
         return [int(x) for x in out]
 
     minimal = _minimal_sets(usable, identifies, is_time)
+    order = {f: k for k, f in enumerate(candidates)}
     if not minimal:  # nothing identifies the files: every usable field, and let arrange explain
-        best = tuple(usable)
+        ranked = [tuple(usable)]
     else:
         scored = [(s, sum(_slots(s)), _length_sum(s, per_group)) for s in minimal]
         densest = min(slots for _, slots, _ in scored)
-        order = {f: k for k, f in enumerate(candidates)}
-        best = min(
-            scored,
+        scored.sort(
             key=lambda t: (
                 (t[1] - n) / max(1, t[1]) > (densest - n) / max(1, densest) + HOLE_TOLERANCE,
                 t[2],
                 tuple(sorted(order[f] for f in t[0])),
-            ),
-        )[0]
-        best = tuple(sorted(best, key=order.__getitem__))
-    demoted = {}
-    for f in candidates:
-        if f in best:
-            continue
-        if coded[f][1] <= 1:
-            demoted[f] = "the same for every file"
-        elif is_time[f]:
-            demoted[f] = "a time; a dim only when nothing else tells the files apart"
-        else:
-            demoted[f] = "follows from the dims"
-    return Choice(best, sum(_slots(best)), n, demoted)
+            )
+        )
+        ranked = [s for s, _, _ in scored]
+    choices = []
+    for dims in ranked[:limit]:
+        best = tuple(sorted(dims, key=order.__getitem__))
+        demoted = {}
+        for f in candidates:
+            if f in best:
+                continue
+            if coded[f][1] <= 1:
+                demoted[f] = "the same for every file"
+            elif is_time[f]:
+                demoted[f] = "a time; a dim only when nothing else tells the files apart"
+            else:
+                demoted[f] = "follows from the dims"
+        choices.append(Choice(best, sum(_slots(best)), n, demoted))
+    return choices
 
 
 def _length_sum(subset: tuple[str, ...], per_group: Mapping[str, np.ndarray]) -> int:

@@ -50,7 +50,9 @@ NOT_MATCHED = "name does not match"
 NOT_LISTED = "not in table"
 NO_FILE = "table row without file"
 FILTERED = "filtered out"
-REASONS = (NOT_MATCHED, NOT_LISTED, NO_FILE, FILTERED)
+UNREADABLE = "unreadable header"  # the probe: not an image, truncated header, unsupported
+OTHER_SIGNATURE = "other signature"  # a minority format, shape or dtype (on_mismatch="skip")
+REASONS = (NOT_MATCHED, NOT_LISTED, NO_FILE, FILTERED, UNREADABLE, OTHER_SIGNATURE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,6 +230,9 @@ class LayoutSpec:
     dims: tuple[str, ...] | None = None
     group_by: tuple[str, ...] = ()
     on_unmatched: Literal["error", "skip"] = "error"
+    # images of one array that differ in format, shape or dtype: an error, leave out those
+    # unlike most of their group, or give each kind its own group
+    on_mismatch: Literal["error", "skip", "split"] = "error"
     target: Literal["auto", "path", "name", "stem"] = "auto"
     search: bool = False
     recursive: bool = True
@@ -276,6 +279,7 @@ class LayoutSpec:
         }
         # the keys below are optional: written only when used, so older layouts are unchanged
         extra: dict[str, Any] = {
+            "on_mismatch": self.on_mismatch if self.on_mismatch != "error" else None,
             "target": self.target if self.target != "auto" else None,
             "search": self.search or None,
             "recursive": None if self.recursive else False,
@@ -312,6 +316,7 @@ class LayoutSpec:
             dims=d.texts("dims"),
             group_by=d.texts("group_by") or (),
             on_unmatched=d.choice("on_unmatched", ("error", "skip")),
+            on_mismatch=d.choice("on_mismatch", ("error", "skip", "split")),
             target=d.choice("target", ("auto", "path", "name", "stem")),
             search=d.flag("search", False),
             recursive=d.flag("recursive", True),
@@ -334,6 +339,7 @@ class LayoutSpec:
         """
         for what, value, allowed in (
             ("on_unmatched", self.on_unmatched, ("error", "skip")),
+            ("on_mismatch", self.on_mismatch, ("error", "skip", "split")),
             ("target", self.target, ("auto", "path", "name", "stem")),
         ):
             if value not in allowed:

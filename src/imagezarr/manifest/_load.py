@@ -23,7 +23,7 @@ import numpy as np
 
 from ..discover import FileTable
 from ..errors import LayoutError, ManifestError, ManifestVersionError, UnsafePathError
-from ..layout import Coord, LayoutSpec, Node
+from ..layout import Coord, Exclusion, LayoutSpec, Node
 from ..paths import check_all_relative, check_relative
 from ..probe import ImageInfo
 from ..roots import READ_ERRORS, error_text, is_url, read_location, root_url
@@ -165,7 +165,16 @@ def from_json(
         unmatched=int(v.typed(doc.get("unmatched", 0), int, "unmatched")),
         unreadable=tuple(v.typed(doc.get("unreadable", []), list, "unreadable")),
         created=str(doc.get("created", "")),
+        excluded=_exclusions(v.typed(doc.get("excluded", []), list, "excluded"), name),
     )
+
+
+def _exclusions(items: list[Any], name: str) -> tuple[Exclusion, ...]:
+    try:
+        return tuple(Exclusion.from_json(e if isinstance(e, dict) else {}) for e in items)
+    except LayoutError as e:
+        msg = f"{name}: invalid manifest: excluded: {e}"
+        raise ManifestError(msg) from e
 
 
 def _authority(url: str) -> str:

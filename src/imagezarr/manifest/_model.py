@@ -22,7 +22,7 @@ import numpy as np
 from .._version import __version__
 from ..discover import FileTable
 from ..errors import ManifestError
-from ..layout import LayoutSpec, Node
+from ..layout import Exclusion, LayoutSpec, Node
 from ..roots import (
     Check,
     Root,
@@ -63,6 +63,8 @@ class Manifest:
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     # how to reach a remote root (credentials, endpoint): in memory only, never saved
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # every file the scan left out, with the reason (pattern, table, filter, header, kind)
+    excluded: tuple[Exclusion, ...] = ()
     # what the scan chose and why (inferred dims, demoted fields): for the summary, not saved
     notes: tuple[str, ...] = field(default=(), repr=False, compare=False)
     # whether reads may follow links out of the root: the reader's choice, never saved
@@ -129,6 +131,7 @@ class Manifest:
             "files": _files_json(self.files),
             "unmatched": self.unmatched,
             "unreadable": list(self.unreadable),
+            **({"excluded": [e.to_json() for e in self.excluded]} if self.excluded else {}),
             "groups": [_node_json(n) for n in self.nodes],
         }
 

@@ -143,3 +143,54 @@ def test_update_of_a_bucket_probes_only_the_new_object(monkeypatch, tmp_path):
         assert len(new.files) == len(names)
     finally:
         server.stop()
+
+
+def test_watch_saves_each_change_set_and_stops_cleanly(psii, tmp_path):
+    import threading
+    import time
+
+    images, truth = psii
+    out = imagezarr.scan(images, **PSII).save(tmp_path / "exp.imagezarr.json")
+    reader = imagezarr.open_dataset(out)  # opened before: must keep reading as it was
+    seen: list[tuple[int, int]] = []
+    stop = threading.Event()
+
+    def heard(diff, new):
+        seen.append((len(diff.added), len(new.files)))
+        if len(seen) == 2:
+            stop.set()
+
+    watcher = threading.Thread(
+        target=imagezarr.api.watch,
+        args=(out,),
+        kwargs={"interval": 0.05, "on_change": heard, "stop": stop},
+    )
+    before = out.read_bytes()
+    watcher.start()
+    time.sleep(0.3)
+    assert out.read_bytes() == before  # nothing changed: nothing written
+    names = sorted(truth)
+    for k, frame in enumerate((7, 8)):
+        name = names[0].replace("-1.png", f"-{frame}.png")
+        write_image(images / name, psii_image((12, 16), plant=1, step=0, frame=frame, seed=k))
+        deadline = time.monotonic() + 20
+        while len(seen) <= k and time.monotonic() < deadline:
+            time.sleep(0.05)
+    watcher.join(timeout=20)
+    assert not watcher.is_alive()
+    assert seen == [(1, len(truth) + 1), (1, len(truth) + 2)]
+    assert len(imagezarr.load_manifest(out).files) == len(truth) + 2
+    assert 7 not in reader.frame.values  # the old reader still sees its own manifest
+    assert reader.image.isel(frame=0).values.any()
+
+
+def test_cli_watch_stops_on_ctrl_c(psii, tmp_path, monkeypatch, capsys):
+    images, _ = psii
+    out = imagezarr.scan(images, **PSII).save(tmp_path / "exp.imagezarr.json")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imagezarr.api, "watch", interrupted)
+    assert main(["update", str(out), "--watch", "--interval", "0.1"]) == 0
+    assert "stopped" in capsys.readouterr().out

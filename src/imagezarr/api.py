@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,6 +31,7 @@ __all__ = [
     "open_store",
     "scan",
     "update",
+    "watch",
 ]
 
 Progress = Callable[[int, int], None]
@@ -243,6 +245,42 @@ def update(
         dropped = tuple(sorted({p.path for p in report.problems if p.kind == "undecodable"}))
         new = new.without(dropped)
     return new, replace(diff_files(old.files, new.files, check), dropped=dropped)
+
+
+def watch(
+    manifest: str | os.PathLike[str],
+    *,
+    interval: float = 60.0,
+    output: str | os.PathLike[str] | None = None,
+    check: Check = "mtime",
+    storage_options: Mapping[str, Any] | None = None,
+    on_change: Callable[[FileDiff, Manifest], None] | None = None,
+    stop: threading.Event | None = None,
+    rounds: int | None = None,
+) -> int:
+    """Keep a manifest up to date: :func:`update` every ``interval`` seconds, saving
+    (atomically, to ``output`` or in place) only when something changed.
+
+    Readers holding the previous manifest keep reading it as it was: a save replaces the file
+    in one rename and never touches the images. Runs until ``stop`` is set, ``rounds``
+    updates were made, or Ctrl-C; ``on_change(diff, manifest)`` hears of each change set.
+    Returns how many change sets were saved.
+    """
+    stop = stop or threading.Event()
+    current = as_manifest(manifest, storage_options=storage_options)
+    target = manifest if output is None else output
+    saved = done = 0
+    while rounds is None or done < rounds:
+        new, diff = update(current, check=check)
+        done += 1
+        if diff.any:
+            new.save(target, force=output is None)
+            current, saved = new, saved + 1
+            if on_change is not None:
+                on_change(diff, new)
+        if stop.wait(interval):
+            break
+    return saved
 
 
 def open_store(

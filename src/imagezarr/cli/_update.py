@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import click
 
 from .. import api
+from ..manifest import FileDiff, Manifest
 from ._common import (
     check_option,
     console,
@@ -34,6 +38,14 @@ from ._common import (
     is_flag=True,
     help="Decode every image and turn those that fail (corrupt, truncated) into holes.",
 )
+@click.option("--watch", is_flag=True, help="Keep updating until Ctrl-C; save on each change.")
+@click.option(
+    "--interval",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds between updates with --watch.",
+)
 @check_option
 @remote_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
@@ -44,11 +56,16 @@ def update(
     root: str | None,
     force: bool,
     drop_undecodable: bool,
+    watch: bool,
+    interval: float,
     check: str,
     options: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Re-scan the images MANIFEST describes, with the layout it recorded; report the changes."""
+    if watch:
+        _watch(manifest, output, interval, check, storage_options(options))
+        return
     with lazy_progress("probing headers", quiet=quiet) as progress:
         new, diff = api.update(
             manifest,
@@ -82,3 +99,26 @@ def update(
     out = new.save(output or manifest, force=force or output is None)
     if not quiet:
         echo_tree(summary_tree(new, title=str(out)))
+
+
+def _watch(manifest: str, output: str | None, interval: float, check: str, options: Any) -> None:
+    def said(diff: FileDiff, new: Manifest) -> None:
+        when = datetime.now().isoformat(sep=" ", timespec="seconds")
+        console.print(
+            f"{when}: {len(diff.added)} added, {len(diff.removed)} removed, "
+            f"{len(diff.changed)} changed; {len(new.files)} files, saved to {output or manifest}",
+            soft_wrap=True,
+        )
+
+    console.print(f"watching {manifest} every {interval:g} s; Ctrl-C stops", soft_wrap=True)
+    try:
+        api.watch(
+            manifest,
+            interval=interval,
+            output=output,
+            check=check,  # type: ignore[arg-type]
+            storage_options=options,
+            on_change=said,
+        )
+    except KeyboardInterrupt:
+        console.print("stopped")

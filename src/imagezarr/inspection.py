@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import ImageZarrError
 from .layout import Exclusion, LayoutSpec, LayoutWarning, arrange, natural_key
-from .layout.arrange import _candidates, _image_signature
+from .layout.arrange import _candidates, image_label, minority_images
 from .layout.infer import rank_dims
 from .layout.match import OTHER_SIGNATURE, UNREADABLE
 from .scanning import gather, layout_spec
@@ -112,10 +112,6 @@ def _summaries(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[
     return out
 
 
-def _signature_text(info: Any) -> str:
-    return f"{info.format} {tuple(info.shape)} {info.dtype}"
-
-
 def inspect(
     source: str | os.PathLike[str],
     *,
@@ -174,21 +170,14 @@ def inspect(
     excluded += [Exclusion(got.entries[i].path, UNREADABLE, str(e)) for i, e in got.failed]
     good = got.good
     rows = [got.fields[i] for i in good]
-    sig_of = {i: _image_signature(got.infos[i]) for i in good}  # type: ignore[arg-type]
-    signatures = Counter(sig_of.values())
-    first = {sig: i for i, sig in reversed(sig_of.items())}
-    texts = {sig: _signature_text(got.infos[i]) for sig, i in first.items()}
-    if len(signatures) > 1:
-        common = signatures.most_common(1)[0][0]
-        excluded += [
-            Exclusion(
-                got.entries[i].path,
-                OTHER_SIGNATURE,
-                f"{texts[sig]}, while most files are {texts[common]}",
-            )
-            for i, sig in sig_of.items()
-            if sig != common
-        ]
+    infos = [got.infos[i] for i in good]
+    signatures = Counter(image_label(info) for info in infos)  # type: ignore[arg-type]
+    odd = minority_images(rows, infos, spec)  # type: ignore[arg-type]
+    excluded += [Exclusion(got.entries[good[k]].path, OTHER_SIGNATURE, why) for k, why in odd]
+    # the layouts the files allow once the odd ones are left out (on_mismatch="skip")
+    drop = {k for k, _ in odd}
+    named = rows  # the field summaries describe every readable name, odd ones included
+    rows = [r for k, r in enumerate(rows) if k not in drop]
     names = _candidates(rows, spec) or []
     groups = _groups(rows, spec.group_by)
     ranked = rank_dims(rows, names, groups=groups) if names and rows else []
@@ -196,11 +185,11 @@ def inspect(
     candidates = [LayoutCandidate(c.dims, c.slots, c.holes, c.dims == chosen) for c in ranked]
     problem = ""
     try:
-        if rows:
+        if good:
             arrange(
                 [got.entries[i].path for i in good],
-                rows,
-                [got.infos[i] for i in good],  # type: ignore[misc]
+                [got.fields[i] for i in good],
+                infos,  # type: ignore[arg-type]
                 spec,
             )
     except ImageZarrError as e:
@@ -210,10 +199,10 @@ def inspect(
         listed=got.listed,
         matched=len(got.entries),
         readable=len(good),
-        fields=_summaries(rows, [*names, *spec.group_by]),
+        fields=_summaries(named, [*names, *spec.group_by]),
         candidates=candidates,
         excluded=excluded,
-        signatures={texts[s]: n for s, n in signatures.most_common()},
+        signatures=dict(signatures.most_common()),
         problem=problem,
     )
 

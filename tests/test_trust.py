@@ -385,3 +385,10 @@ def test_cli_checksum_round_trip_and_copied_folder_advice(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "looks copied" in printed
     assert "--check size" in printed
+
+
+def test_locations_use_the_systems_separator(tmp_path, monkeypatch):
+    root = LocalRoot(str(tmp_path))
+    assert root.location("night 1/A1.png") == str(tmp_path / "night 1" / "A1.png")
+    monkeypatch.setattr(_local.os, "sep", "\\\\")
+    assert root.location("night 1/A1.png").endswith("night 1\\\\A1.png")

@@ -185,6 +185,10 @@ def _probe(
     progress: Progress | None,
 ) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
     """Header probes of ``entries``, except those ``reuse`` holds unchanged."""
+    if reuse is None:
+        if client is not None:
+            return probe_distributed(client, root, entries, progress=progress)  # type: ignore[return-value]
+        return probe_entries(root, entries, workers=workers, progress=progress)  # type: ignore[return-value]
     old = _reusable(entries, reuse)
     images = _images_by_file(reuse) if reuse is not None else {}
     infos: list[ImageInfo | None] = [images.get(i) for i in old]
@@ -219,4 +223,3 @@ def checksums(
     for k, e in zip(todo, done, strict=True):
         out[k] = e
     return out
-

@@ -93,6 +93,7 @@ class LocalRoot:
     path: str
     allow_outside_root: bool = False
     _real: str | None = field(default=None, repr=False)
+    _prefix: str = field(default="", repr=False)
 
     # capabilities the layers above use instead of asking "local or remote?"
     remote = False
@@ -107,6 +108,8 @@ class LocalRoot:
 
     def __post_init__(self) -> None:
         self.path = os.path.abspath(self.path)
+        # location() runs once per file of a scan: a prefix and a concatenation, not os.path.join
+        self._prefix = os.path.join(self.path, "")
 
     @property
     def url(self) -> str:
@@ -121,7 +124,7 @@ class LocalRoot:
 
     def location(self, rel: str) -> str:
         """The absolute path of the file ``rel`` (POSIX separators) below the root."""
-        return os.path.join(self.path, *rel.split("/"))
+        return self._prefix + (rel if os.sep == "/" else rel.replace("/", os.sep))
 
     def local_path(self, rel: str) -> str:
         """A path other programs can open (links, Icechunk references): :meth:`location`."""

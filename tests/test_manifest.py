@@ -264,6 +264,20 @@ def test_what_would_not_open_is_refused_on_load(psii, tmp_path, mutate, message)
     assert re.search(message, str(e.value)), str(e.value)
 
 
+def test_documents_built_in_memory_must_be_plain_json(psii, tmp_path):
+    doc, _ = doc_of(psii, tmp_path)
+    doc["created"] = object()
+    with pytest.raises(ManifestError, match="created: a object is not a JSON value"):
+        imagezarr.manifest.from_json(doc, base=tmp_path)
+    doc["created"] = ""
+    group(doc)["attrs"] = {"loop": group(doc)}  # a document that contains itself
+    with pytest.raises(ManifestError, match="contains itself"):
+        imagezarr.manifest.from_json(doc, base=tmp_path)
+    group(doc)["attrs"] = {1: "x"}  # json.dumps would quietly turn the key into "1"
+    with pytest.raises(ManifestError, match="attrs keys must be strings"):
+        imagezarr.manifest.from_json(doc, base=tmp_path)
+
+
 def test_a_version_that_only_equals_one_is_not_version_one(psii, tmp_path):
     doc, out = doc_of(psii, tmp_path)
     doc["version"] = True  # True == 1 in Python

@@ -339,7 +339,10 @@ def mutated(doc: dict[str, Any], seed: int, steps: int) -> dict[str, Any]:
     rng = random.Random(seed)
     out = copy.deepcopy(doc)
     for _ in range(steps):
-        rng.choice(MUTATIONS)(out, rng)
+        try:
+            rng.choice(MUTATIONS)(out, rng)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+            continue  # an earlier mutation left a shape this one does not expect
     return out
 
 

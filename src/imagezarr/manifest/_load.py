@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import imagecodecs
 import numpy as np
@@ -227,8 +227,11 @@ class _Validator:
 
     def check(self, ok: bool, what: str) -> None:
         if not ok:
-            msg = f"{self.name}: invalid manifest: {what}"
-            raise ManifestError(msg)
+            self.fail(what)
+
+    def fail(self, what: str) -> NoReturn:
+        msg = f"{self.name}: invalid manifest: {what}"
+        raise ManifestError(msg)
 
     def typed(self, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
         self.check(
@@ -251,7 +254,7 @@ class _Validator:
         try:  # one pass in C; the walk below only runs to name the culprit
             json.dumps(doc, allow_nan=False, ensure_ascii=False).encode()
         except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
-            self.check(False, unplain(doc))
+            self.fail(unplain(doc))
 
     def unpack(self, value: str, limit: int, what: str) -> bytes:
         """Decode a packed column, never decompressing more than ``limit`` bytes.
@@ -267,8 +270,8 @@ class _Validator:
             msg = f"{self.name}: invalid manifest: {what} does not unpack ({e})"
             raise ManifestError(msg) from e
         size = zstd_content_size(data)
-        self.check(size is not None, f"{what} does not unpack (not a zstd frame with its size)")
-        assert size is not None  # for type checkers: check() raised otherwise
+        if size is None:
+            self.fail(f"{what} does not unpack (not a zstd frame that declares its size)")
         self.check(
             size <= limit,
             f"{what} does not unpack: it declares {size} bytes, more than the {limit} its "
@@ -302,8 +305,7 @@ class _Validator:
         try:
             return np.array(value, dtype=np.int64) if value else np.empty(0, np.int64)
         except OverflowError:
-            self.check(False, f"{what}: values must fit in 64 bits (-2**63 to 2**63 - 1)")
-            raise  # unreachable: check() raised
+            self.fail(f"{what}: values must fit in 64 bits (-2**63 to 2**63 - 1)")
 
     def files(self, doc: Any, allow_outside: bool) -> FileTable:
         doc = self.typed(doc, dict, "files")
@@ -345,6 +347,7 @@ class _Validator:
         """Every group, then what only the groups together decide: names and total size."""
         groups = self.typed(doc, list, "groups")
         budget = max(GRID_SLACK * nfiles, GRID_FLOOR)  # for all grids together
+        pin_codecs()  # the codecs are checked by building them, as zarr will
         nodes: list[Node] = []
         for g in groups:
             nodes.append(self.node(g, nfiles, budget))
@@ -425,6 +428,7 @@ class _Validator:
                 f"{what}: a coordinate named after a dim must lie along that dim alone",
             )
         attrs = self.typed(doc.get("attrs", {}), dict, f"{where} attrs")
+        self.check(all(type(k) is str for k in attrs), f"{where}: attrs keys must be strings")
         return Node(path, attrs, dims, image, coords, grid.reshape(shape))
 
     def image(self, doc: Any, where: str) -> ImageInfo:
@@ -473,7 +477,6 @@ class _Validator:
             all(v is None or type(v) in (bool, int, float, str) for v in config.values()),
             f"{where}: codec configuration values must be plain numbers or strings",
         )
-        pin_codecs()
         try:
             get_codec_class(name).from_dict(codec).to_dict()
         except Exception as e:  # a third-party constructor fed hostile values: anything

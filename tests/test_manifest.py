@@ -394,7 +394,8 @@ SCALE = int(os.environ.get("IMAGEZARR_MANIFEST_FILES", "1000000"))
 
 
 def test_a_manifest_of_a_million_files_saves_and_loads(tmp_path):
-    """Set IMAGEZARR_MANIFEST_FILES=10000000 for the ten-million-file run (36 MB, ~25 s)."""
+    """IMAGEZARR_MANIFEST_FILES=10000000 runs ten million files: a 36 MB manifest that
+    loads in about 4 s of CPU and 2 GB peak RSS (the whole test: 20-40 s)."""
     from imagezarr.testing import synthetic_manifest
 
     m = synthetic_manifest(plants=SCALE // 1000, days=50, steps=4, frames=5)

@@ -7,6 +7,8 @@ allocate, and file entries may not leave the root.
 from __future__ import annotations
 
 import base64
+import functools
+import inspect
 import json
 import math
 import os
@@ -14,20 +16,23 @@ import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import imagecodecs
 import numpy as np
+from zarr.registry import get_codec_class
 
+from ..codecs import CODEC_NAMES, pin_codecs
 from ..discover import FileTable
 from ..errors import LayoutError, ManifestError, ManifestVersionError, UnsafePathError
 from ..layout import Coord, Exclusion, LayoutSpec, Node
-from ..paths import check_all_relative, check_relative
+from ..layout.spec import RESERVED
+from ..paths import check_all_relative
 from ..probe import ImageInfo
 from ..roots import READ_ERRORS, error_text, is_url, read_location, root_url
 from ._model import FORMAT, VERSION, Manifest
+from ._values import INT64, NAME_CHARS, PALETTE, parse_value, unplain, zstd_content_size
 
 __all__ = ["ManifestLike", "as_manifest", "from_json", "load_manifest"]
 
@@ -56,6 +61,10 @@ DTYPES = (
 )
 MAX_IMAGE_ELEMENTS = 2**33  # per image, as the probes allow: 2**31 pixels x a few samples
 MAX_FILES = 2**27
+FORMATS = ("png", "jpeg", "tiff", "webp", "bmp", "gif", "jpeg2k", "jpegxl")  # as probed
+AXES = frozenset("yxcz")
+ARRAYS = ("image", "path", "present")  # every group's own arrays, beside its coordinates
+_RESERVED = ", ".join(RESERVED)
 # a grid may exceed its file count by holes, but not without bound (a zstd bomb of -1s)
 GRID_SLACK, GRID_FLOOR = 64, 2**24
 
@@ -135,16 +144,25 @@ def from_json(
     root: str | os.PathLike[str] | None = None,
     allow_outside_root: bool = False,
 ) -> Manifest:
-    """Build a :class:`Manifest` from a parsed JSON document, validating every field."""
+    """Build a :class:`Manifest` from a parsed JSON document, validating every field.
+
+    Whatever loads also opens: every name, type and range that zarr, xarray or the hierarchy
+    relies on later is checked here, so a bad document fails now, as a :class:`ManifestError`
+    naming the field, instead of as some other error when it is opened or read.
+    """
     v = _Validator(name)
     v.check(isinstance(doc, dict) and doc.get("format") == FORMAT, "not an imagezarr manifest")
-    if doc.get("version") != VERSION:
+    version = doc.get("version")
+    if type(version) is not int or version != VERSION:
         msg = (
-            f"{name}: manifest format version {doc.get('version')!r} is not supported by this "
+            f"{name}: manifest format version {version!r} is not supported by this "
             f"imagezarr (reads version {VERSION}); upgrade imagezarr or re-scan the images"
         )
         raise ManifestVersionError(msg)
+    v.plain(doc)
     recorded = v.typed(doc.get("root"), str, "root")
+    v.check("\x00" not in recorded, "root holds a NUL character")
+    v.typed(doc.get("generator", ""), str, "generator")
     if root is None:
         top = _resolve_root(recorded, base, name, allow_outside_root)
     else:  # a root given by the caller is relative to the current directory, like any path
@@ -155,16 +173,16 @@ def from_json(
     except LayoutError as e:
         msg = f"{name}: invalid manifest: layout: {e}"
         raise ManifestError(msg) from e
-    groups = v.typed(doc.get("groups"), list, "groups")
-    nodes = tuple(v.node(g, len(files)) for g in groups)
+    unreadable = v.typed(doc.get("unreadable", []), list, "unreadable")
+    v.check(all(type(u) is str for u in unreadable), "unreadable must hold strings")
     return Manifest(
         root=top,
         files=files,
         layout=layout,
-        nodes=nodes,
-        unmatched=int(v.typed(doc.get("unmatched", 0), int, "unmatched")),
-        unreadable=tuple(v.typed(doc.get("unreadable", []), list, "unreadable")),
-        created=str(doc.get("created", "")),
+        nodes=v.nodes(doc.get("groups"), len(files)),
+        unmatched=v.integer(doc.get("unmatched", 0), "unmatched", low=0),
+        unreadable=tuple(unreadable),
+        created=v.typed(doc.get("created", ""), str, "created"),
         excluded=_exclusions(v.typed(doc.get("excluded", []), list, "excluded"), name),
     )
 
@@ -218,8 +236,11 @@ class _Validator:
 
     def check(self, ok: bool, what: str) -> None:
         if not ok:
-            msg = f"{self.name}: invalid manifest: {what}"
-            raise ManifestError(msg)
+            self.fail(what)
+
+    def fail(self, what: str) -> NoReturn:
+        msg = f"{self.name}: invalid manifest: {what}"
+        raise ManifestError(msg)
 
     def typed(self, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
         self.check(
@@ -227,13 +248,59 @@ class _Validator:
         )
         return value
 
+    def integer(self, value: Any, what: str, *, low: int = INT64[0], high: int = INT64[1]) -> int:
+        self.check(type(value) is int, f"{what} must be an integer, not {value!r}"[:200])
+        self.check(low <= value <= high, f"{what} {value} is out of range [{low}, {high}]")
+        return int(value)
+
+    def plain(self, doc: dict[str, Any]) -> None:
+        """Refuse what JSON cannot write back: NaN and infinities, lone surrogates (no UTF-8
+        encodes them), and, for documents built in memory, values of other types.
+
+        zarr writes attributes and coordinate strings as UTF-8 JSON when the manifest is
+        opened, and :meth:`Manifest.save` writes strict JSON, so either would fail later.
+        """
+        try:  # one pass in C; the walk below only runs to name the culprit
+            json.dumps(doc, allow_nan=False, ensure_ascii=False).encode()
+        except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+            self.fail(unplain(doc))
+
     def unpack(self, value: str, limit: int, what: str) -> bytes:
-        """Decode a packed column, never decompressing more than ``limit`` bytes."""
+        """Decode a packed column, never decompressing more than ``limit`` bytes.
+
+        The zstd frame declares its decompressed size, which is checked against ``limit``
+        before anything is allocated: a column of ten million paths allocates what it holds,
+        not ``count * MAX_PATH_BYTES``, and a bomb is refused without being decompressed.
+        """
         self.check(value.startswith("zstd:"), f"{what}: unknown packing")
         try:
-            return bytes(imagecodecs.zstd_decode(base64.b64decode(value[5:]), out=limit))
-        except (ValueError, imagecodecs.ZstdError) as e:
+            data = base64.b64decode(value[5:], validate=True)
+        except ValueError as e:
             msg = f"{self.name}: invalid manifest: {what} does not unpack ({e})"
+            raise ManifestError(msg) from e
+        size = zstd_content_size(data)
+        if size is None:
+            self.fail(f"{what} does not unpack (not a zstd frame that declares its size)")
+        self.check(
+            size <= limit,
+            f"{what} does not unpack: it declares {size} bytes, more than the {limit} its "
+            "entries can hold",
+        )
+        if size == 0:
+            return b""
+        try:
+            raw = bytes(imagecodecs.zstd_decode(data, out=size))
+        except (ValueError, imagecodecs.ZstdError, MemoryError) as e:
+            msg = f"{self.name}: invalid manifest: {what} does not unpack ({e!r})"
+            raise ManifestError(msg) from e
+        self.check(len(raw) == size, f"{what} does not unpack: {len(raw)} of {size} bytes")
+        return raw
+
+    def text(self, raw: bytes, what: str) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            msg = f"{self.name}: invalid manifest: {what} is not UTF-8 ({e})"
             raise ManifestError(msg) from e
 
     def ints(self, value: Any, count: int, what: str) -> np.ndarray:
@@ -244,20 +311,20 @@ class _Validator:
         self.typed(value, list, what)
         self.check(len(value) == count, f"{what}: length {len(value)}, expected {count}")
         self.check(all(type(v) is int for v in value), f"{what}: values must be integers")
-        return np.array(value, dtype=np.int64) if value else np.empty(0, np.int64)
+        try:
+            return np.array(value, dtype=np.int64) if value else np.empty(0, np.int64)
+        except OverflowError:
+            self.fail(f"{what}: values must fit in 64 bits (-2**63 to 2**63 - 1)")
 
     def files(self, doc: Any, allow_outside: bool) -> FileTable:
         doc = self.typed(doc, dict, "files")
         paths = doc.get("path")
         count = doc.get("count", len(paths) if isinstance(paths, list) else None)
-        self.typed(count, int, "files.count")
-        self.check(0 <= count <= MAX_FILES, f"files.count {count} is out of range")
-        packed = isinstance(paths, str)
-        if packed:
-            blob = self.unpack(paths, count * MAX_PATH_BYTES, "files.path").decode(
-                "utf-8", "replace"
-            )
-            paths = blob.split("\0") if count else []
+        count = self.integer(count, "files.count", low=0, high=MAX_FILES)
+        joined = None  # the packed bytes, which the bulk path check reads without a copy
+        if isinstance(paths, str):
+            joined = self.unpack(paths, count * MAX_PATH_BYTES, "files.path")
+            paths = self.text(joined, "files.path").split("\0") if count else []
         else:
             self.typed(paths, list, "files.path")
             self.check(all(type(p) is str for p in paths), "files.path must hold strings")
@@ -265,59 +332,112 @@ class _Validator:
         sizes = self.ints(doc.get("size"), count, "files.size")
         mtimes = self.ints(doc.get("mtime_ns"), count, "files.mtime_ns")
         self.check(bool((sizes >= 0).all()), "a file has a negative size")
-        etags = self.strings(doc.get("etag"), count, "files.etag", _ETAG)
-        sums = self.strings(doc.get("checksum"), count, "files.checksum", _CHECKSUM)
+        etags = self.strings(doc.get("etag"), count, "files.etag", _ETAG, 1024)
+        sums = self.strings(doc.get("checksum"), count, "files.checksum", _CHECKSUM, 22)
         if not allow_outside:
-            if packed:  # split on NUL, so no path holds one: the bulk check is exact
-                check_all_relative(paths, self.name)
-            else:
-                for p in paths:
-                    check_relative(p, self.name)
+            check_all_relative(paths, self.name, joined=joined)
         return FileTable(paths, sizes, mtimes, etags, sums)
 
     def strings(
-        self, value: Any, count: int, what: str, form: re.Pattern[str]
+        self, value: Any, count: int, what: str, form: re.Pattern[str], each: int
     ) -> list[str | None] | None:
         """An optional column of short texts (etags, checksums); ``""`` stands for none."""
         if value is None:
             return None
         if isinstance(value, str):
-            value = self.unpack(value, count * 1024, what).decode("utf-8", "replace")
+            value = self.text(self.unpack(value, count * each, what), what)
             value = value.split("\0") if count else []
         self.typed(value, list, what)
         self.check(len(value) == count, f"{what}: length")
         self.check(all(type(t) is str and form.fullmatch(t) for t in value), what)
         return [t or None for t in value]
 
-    def node(self, doc: Any, nfiles: int) -> Node:
+    def nodes(self, doc: Any, nfiles: int) -> tuple[Node, ...]:
+        """Every group, then what only the groups together decide: names and total size."""
+        groups = self.typed(doc, list, "groups")
+        budget = max(GRID_SLACK * nfiles, GRID_FLOOR)  # for all grids together
+        pin_codecs()  # the codecs are checked by building them, as zarr will
+        nodes: list[Node] = []
+        for g in groups:
+            nodes.append(self.node(g, nfiles, budget))
+            budget -= nodes[-1].file_index.size
+        children = {n.path: {*ARRAYS, *n.coords} for n in nodes}
+        self.check(len(children) == len(nodes), "two groups have the same path")
+        for n in nodes:
+            parts = n.path.split("/") if n.path else []
+            for k, part in enumerate(parts):
+                taken = children.get("/".join(parts[:k]), ())
+                self.check(
+                    part not in taken,
+                    f"group {n.path!r} collides with array {part!r} of group "
+                    f"{'/'.join(parts[:k])!r}",
+                )
+        return tuple(nodes)
+
+    def node_name(self, value: Any, what: str) -> str:
+        """A zarr node name that is safe as a folder name when the hierarchy is copied."""
+        self.check(isinstance(value, str), f"{what} {value!r} is not a string"[:300])
+        text: str = value
+        self.check(
+            bool(text)
+            and text not in (".", "..", "zarr.json")
+            and not text.startswith("__")  # reserved by the zarr spec
+            and NAME_CHARS.search(text) is None,
+            f"{what} {text!r} is not a valid zarr node name (empty, '.', '..', 'zarr.json', "
+            "'__' first, or a slash, backslash or control character)"[:300],
+        )
+        # "D:" or "D:x" would name a drive when the hierarchy is copied to a Windows folder
+        self.check(text[1:2] != ":", f"{what} {text!r} starts like a Windows drive"[:300])
+        return text
+
+    def node(self, doc: Any, nfiles: int, budget: int) -> Node:
         doc = self.typed(doc, dict, "group")
         path = self.typed(doc.get("path"), str, "group path")
+        for part in path.split("/") if path else ():
+            self.node_name(part, f"group path {path!r}: part")
         where = f"group {path!r}"
         dims = tuple(self.typed(doc.get("dims"), list, f"{where} dims"))
         shape = tuple(self.typed(doc.get("shape"), list, f"{where} shape"))
         self.check(len(dims) == len(shape) <= MAX_NDIM, f"{where}: dims and shape differ")
-        self.check(all(isinstance(d, str) for d in dims), f"{where}: dims must be strings")
+        for d in dims:
+            self.node_name(d, f"{where}: dim")
+            self.check(d not in RESERVED, f"{where}: dim {d!r} is reserved ({_RESERVED})")
+        self.check(len(set(dims)) == len(dims), f"{where}: dims {list(dims)} repeat a name")
         self.check(
-            all(isinstance(s, int) and 0 < s <= 2**40 for s in shape) and math.prod(shape) <= 2**40,
-            f"{where}: shape",
+            all(type(s) is int and 0 < s <= 2**40 for s in shape) and math.prod(shape) <= 2**40,
+            f"{where}: shape {list(shape)} must be positive integers, 2**40 slots at most"[:300],
         )
         size = math.prod(shape)
         self.check(
-            size <= max(GRID_SLACK * nfiles, GRID_FLOOR),
-            f"{where}: a grid of {size} slots for {nfiles} files is implausibly sparse",
+            size <= budget,
+            f"{where}: a grid of {size} slots (with the groups before it) for {nfiles} files "
+            "is implausibly sparse",
         )
         chunks = doc.get("chunks")
         if isinstance(chunks, list):
             self.check(len(chunks) == size, f"{where}: chunks do not fill the shape")
         grid = self.ints(chunks, size, f"{where} chunks")
-        self.check(bool(((grid >= -1) & (grid < nfiles)).all()), f"{where}: chunk file index")
+        self.check(
+            bool(((grid >= -1) & (grid < nfiles)).all()),
+            f"{where}: a chunk file index is not -1 (a hole) nor one of the {nfiles} files",
+        )
         image = self.image(doc.get("image"), where)
+        # numpy, zarr and xarray compute the array's size in bytes as an int64
+        nbytes = size * math.prod(image.shape) * np.dtype(image.dtype).itemsize
+        self.check(nbytes < 2**62, f"{where}: the image array would hold {nbytes} bytes")
         sizes = dict(zip(dims, shape, strict=True))
-        coords = {
-            str(k): self.coord(c, sizes, f"{where} coordinate {k!r}")
-            for k, c in self.typed(doc.get("coords", {}), dict, f"{where} coords").items()
-        }
+        coords = {}
+        for k, c in self.typed(doc.get("coords", {}), dict, f"{where} coords").items():
+            what = f"{where} coordinate {k!r}"
+            self.node_name(k, f"{where}: coordinate name")
+            self.check(k not in RESERVED, f"{what}: the name is reserved ({_RESERVED})")
+            coords[k] = self.coord(c, sizes, what)
+            self.check(
+                k not in sizes or coords[k].dims == (k,),
+                f"{what}: a coordinate named after a dim must lie along that dim alone",
+            )
         attrs = self.typed(doc.get("attrs", {}), dict, f"{where} attrs")
+        self.check(all(type(k) is str for k in attrs), f"{where}: attrs keys must be strings")
         return Node(path, attrs, dims, image, coords, grid.reshape(shape))
 
     def image(self, doc: Any, where: str) -> ImageInfo:
@@ -325,58 +445,80 @@ class _Validator:
         shape = tuple(self.typed(doc.get("shape"), list, f"{where} image shape"))
         self.check(
             len(shape) in (2, 3, 4)
-            and all(isinstance(s, int) and 0 < s <= MAX_SIDE for s in shape)
+            and all(type(s) is int and 0 < s <= MAX_SIDE for s in shape)
             and math.prod(shape) <= MAX_IMAGE_ELEMENTS,
             f"{where}: image shape {shape!r}",
         )
         dtype = doc.get("dtype")
-        self.check(dtype in DTYPES, f"{where}: image dtype {dtype!r}")
-        codec = self.typed(doc.get("codec"), dict, f"{where} codec")
-        self.check(
-            str(codec.get("name", "")).startswith("imagecodecs_"), f"{where}: codec {codec!r}"
-        )
+        self.check(isinstance(dtype, str) and dtype in DTYPES, f"{where}: image dtype {dtype!r}")
         fmt = self.typed(doc.get("format"), str, f"{where} format")
+        self.check(fmt in FORMATS, f"{where}: image format {fmt!r} is not one of {FORMATS}")
+        codec = self.codec(doc.get("codec"), where, fmt)
         axes = self.typed(doc.get("axes", ""), str, f"{where} axes")
+        # axes name the image's dims: "" means y, x (and c); else one distinct letter per axis
         self.check(
-            axes == "" or (len(axes) == len(shape) == len(set(axes)) and set(axes) <= set("yxcz")),
-            f"{where}: axes {axes!r}",
+            (axes == "" and len(shape) in (2, 3))
+            or (len(axes) == len(shape) == len(set(axes)) and {"y", "x"} <= set(axes) <= AXES),
+            f"{where}: axes {axes!r} do not fit image shape {shape}",
         )
         palette = self.typed(doc.get("palette", ""), str, f"{where} palette")
-        return ImageInfo(fmt, shape, dtype, codec, axes, palette[:64])
+        self.check(PALETTE.fullmatch(palette) is not None, f"{where}: palette {palette!r}")
+        return ImageInfo(fmt, shape, dtype, codec, axes, palette)
+
+    def codec(self, doc: Any, where: str, fmt: str) -> dict[str, Any]:
+        """The image codec: one the probes emit, for the image's format, that zarr can build.
+
+        A configuration may only hold keywords of that codec, and no ``numthreads``: how many
+        threads decode is the reader's choice, not the document's.
+        """
+        codec = self.typed(doc, dict, f"{where} codec")
+        name = codec.get("name")
+        self.check(
+            name == f"imagecodecs_{fmt}" and name in CODEC_NAMES,
+            f"{where}: codec {name!r} is not the {fmt} codec imagecodecs_{fmt}"[:300],
+        )
+        extra = sorted(set(codec) - {"name", "configuration"})
+        self.check(not extra, f"{where}: codec keys {extra} are unknown")
+        config = self.typed(codec.get("configuration", {}), dict, f"{where} codec configuration")
+        unknown = sorted(set(config) - _codec_keywords(name))
+        self.check(not unknown, f"{where}: codec configuration {unknown} is not accepted")
+        self.check(
+            all(v is None or type(v) in (bool, int, float, str) for v in config.values()),
+            f"{where}: codec configuration values must be plain numbers or strings",
+        )
+        try:
+            get_codec_class(name).from_dict(codec).to_dict()
+        except Exception as e:  # a third-party constructor fed hostile values: anything
+            msg = f"{self.name}: invalid manifest: {where}: codec {codec!r} ({e})"[:500]
+            raise ManifestError(msg) from e
+        return dict(codec)
 
     def coord(self, doc: Any, sizes: Mapping[str, int], what: str) -> Coord:
         doc = self.typed(doc, dict, what)
         dims = tuple(self.typed(doc.get("dims"), list, f"{what} dims"))
-        self.check(all(d in sizes for d in dims), f"{what}: dims {dims} not among the group's")
+        self.check(
+            all(type(d) is str and d in sizes for d in dims) and len(set(dims)) == len(dims),
+            f"{what}: dims {dims} are not distinct dims of the group"[:300],
+        )
         kind = doc.get("kind")
-        self.check(kind in KINDS, f"{what}: kind {kind!r}")
+        self.check(isinstance(kind, str) and kind in KINDS, f"{what}: kind {kind!r}")
         values = self.typed(doc.get("values"), list, f"{what} values")
         self.check(len(values) == math.prod(sizes[d] for d in dims), f"{what}: length")
         try:
-            return Coord(dims, kind, tuple(_parse_value(x, kind) for x in values))
+            parsed = tuple(parse_value(x, kind) for x in values)
         except ManifestError as e:
             msg = f"{self.name}: invalid manifest: {what}: {e}"
             raise ManifestError(msg) from e
+        if kind == "datetime":  # one coordinate holds local times or UTC ones, never both
+            aware = {v.tzinfo is not None for v in parsed if v is not None}
+            self.check(len(aware) <= 1, f"{what}: mixes times with and without a UTC offset")
+        return Coord(dims, kind, parsed)
 
 
-_VALUE_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "float": (int, float),
-    "str": (str,),
-    "datetime": (str,),
-}
-
-
-def _parse_value(x: Any, kind: str) -> Any:
-    if x is None:
-        return None
-    if not isinstance(x, _VALUE_TYPES[kind]) or isinstance(x, bool):
-        msg = f"coordinate value {x!r} is not of kind {kind}"
-        raise ManifestError(msg)
-    if kind == "datetime":
-        try:
-            return datetime.fromisoformat(x)
-        except ValueError as e:
-            msg = f"coordinate value {x!r} is not an ISO datetime"
-            raise ManifestError(msg) from e
-    return float(x) if kind == "float" else x
+@functools.cache
+def _codec_keywords(name: str) -> frozenset[str]:
+    """The keywords codec ``name`` accepts, but ``numthreads`` (see ``_Validator.codec``)."""
+    pin_codecs()
+    params = inspect.signature(get_codec_class(name).__init__).parameters.values()
+    keywords = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return frozenset(keywords - {"numthreads"})

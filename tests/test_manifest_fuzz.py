@@ -32,12 +32,12 @@ from hypothesis import strategies as st
 
 import imagezarr
 import imagezarr.manifest._model as model
-from conftest import PSII, PSII_BY_PLANT
 from imagezarr.codecs import CODEC_NAMES
 from imagezarr.errors import ImageZarrError, ManifestError
 from imagezarr.hierarchy import image_array_path
 from imagezarr.manifest import Manifest, from_json
-from imagezarr.testing import make_psii_experiment
+from imagezarr.testing import PSII_BY_PLANT, make_psii_experiment
+from imagezarr.testing import PSII_SCAN as PSII
 
 EXAMPLES = int(os.environ.get("IMAGEZARR_FUZZ_EXAMPLES", "400"))  # per manifest, ~25 s in all
 READ_LIMIT = 2**28  # bytes: a declared image this large is legal, but not worth allocating here

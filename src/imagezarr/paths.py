@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import UnsafePathError
 
-__all__ = ["check_all_relative", "check_relative"]
+__all__ = ["check_all_relative", "check_relative", "portable_problem"]
 
 # Windows reads these component names as devices, whatever the case, the extension or
 # trailing spaces ("nul", "NUL.png", "com1 .tif"); ¹²³ count as digits there
@@ -164,3 +164,13 @@ def _problem(path: str) -> str | None:
             return f"{part!r} is a Windows device name"
     return None
 
+
+
+def portable_problem(path: str) -> str | None:
+    """Why the relative path ``path`` could not be a manifest entry (it would not be one
+    file on Windows, or leaves the root), or ``None``.
+
+    >>> portable_problem("night 1/A1.png") is None, portable_problem("t_12:00.png")
+    (True, "a drive or stream in 't_12:00.png'")
+    """
+    return _problem(path)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from ..errors import DiscoveryError
+from ..paths import portable_problem
 from ._types import FileEntry, FileStat
 from ._write import write_atomic
 
@@ -132,12 +133,31 @@ class LocalRoot:
 
     def _checked_location(self, rel: str) -> str:
         full = self.location(rel)
-        if not self.allow_outside_root:
+        if not self.allow_outside_root and self._has_link(rel):
+            # only a link below the root can lead out of it: resolve the whole path then
             target = os.path.realpath(full)
             if not _inside(self.real, target):
                 msg = f"resolves to {target!r}, outside the root {self.real!r}"
                 raise OutsideRoot(errno.EACCES, msg)
         return full
+
+    def _has_link(self, rel: str) -> bool:
+        """Whether a component of ``rel`` below the root is a link (or junction).
+
+        One lstat per component below the root (usually two) instead of ``realpath``'s walk
+        of the whole path, which cost most of a small file's read. Entries hold no ``..``
+        (manifests are validated), so without links the path cannot leave the root.
+        """
+        path = self.path
+        for part in rel.split("/"):
+            path = os.path.join(path, part)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                return False  # the open that follows reports the missing file
+            if _stat.S_ISLNK(st.st_mode) or getattr(st, "st_reparse_tag", 0):
+                return True
+        return False
 
     # -- listing ---------------------------------------------------------------------------
 
@@ -151,12 +171,15 @@ class LocalRoot:
         if not os.path.isdir(self.path):
             msg = f"source folder {self.path!r} does not exist or is not a folder"
             raise DiscoveryError(msg)
-        out, undecodable, outside = [], [], []
+        out, undecodable, outside, unportable = [], [], [], []
         for rel, entry in _walk(self.path):
             if not rel.isascii() and not _utf8(rel):
                 undecodable.append(rel)
                 continue
             if not keep(rel):
+                continue
+            if (problem := portable_problem(rel)) is not None:
+                unportable.append(f"{rel!r} ({problem})")
                 continue
             if entry.is_symlink() and not self.allow_outside_root:
                 target = os.path.realpath(entry.path)
@@ -165,7 +188,7 @@ class LocalRoot:
                     continue
             st = entry.stat()
             out.append(FileEntry(rel, st.st_size, st.st_mtime_ns))
-        _raise_listing(self.path, undecodable, outside)
+        _raise_listing(self.path, undecodable, outside, unportable)
         return out
 
     # -- reading ---------------------------------------------------------------------------
@@ -272,7 +295,17 @@ def _utf8(name: str) -> bool:
     return True
 
 
-def _raise_listing(top: str, undecodable: list[str], outside: list[str]) -> None:
+def _raise_listing(
+    top: str, undecodable: list[str], outside: list[str], unportable: list[str]
+) -> None:
+    if unportable:
+        msg = (
+            f"{len(unportable)} file name(s) under {top!r} cannot be manifest entries: "
+            f"{', '.join(unportable[:5])}. Windows cannot hold such names (':' in a name, "
+            "device names like CON or NUL.png, a trailing dot or space), so a manifest holding "
+            "them would not open there; rename them (e.g. ':' to '-')"
+        )
+        raise DiscoveryError(msg)
     if undecodable:
         shown = ", ".join(repr(p) for p in undecodable[:5])
         msg = (

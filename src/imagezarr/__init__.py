@@ -36,6 +36,7 @@ from .errors import (
 )
 from .layout import LayoutSpec, LayoutWarning, Lookup, Table
 from .manifest import Manifest
+from .preview import preview
 from .store import ImageZarrStore
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "open_datatree",
     "open_group",
     "open_store",
+    "preview",
     "scan",
     "update",
 ]

@@ -9,7 +9,9 @@ same number of threads:
   freshness check, reduced-resolution decode where the format has one, thumbnails, labels;
 - ``save``: writing that sheet as PNG (reported apart: it depends on the sheet, not the files).
 
-Each time is the median of 5 alternating runs; the target is ``sheet / decode <= 1.3``.
+Each time is the median (and the minimum) of 7 alternating runs; the target is
+``sheet / decode <= 1.3`` on the medians. On a busy machine the minimums are the steadier
+estimate of what each costs, so both ratios are printed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from imagezarr.preview import contact_sheet
 from imagezarr.testing import make_psii_experiment, psii_image, write_image
 
 TARGET = 1.3
+ROUNDS = 7
 PLANTS, FRAMES, SHAPE = 20, 20, (480, 640)
 
 
@@ -58,12 +61,12 @@ def decode_all(paths: list[str], workers: int) -> None:
         list(pool.map(imagecodecs.imread, paths))
 
 
-def measure(m: imagezarr.Manifest, workers: int, out: Path) -> dict[str, float]:
+def measure(m: imagezarr.Manifest, workers: int, out: Path) -> dict[str, list[float]]:
     paths = [m.file_path(i) for i in range(len(m.files))]
     times: dict[str, list[float]] = {"decode": [], "sheet": [], "save": []}
     decode_all(paths, workers)  # warm the page cache and the thread pool code paths
     sheet = contact_sheet(m, rows="plant", cols="frame", workers=workers)
-    for _ in range(5):
+    for _ in range(ROUNDS):
         start = time.perf_counter()
         decode_all(paths, workers)
         times["decode"].append(time.perf_counter() - start)
@@ -75,7 +78,7 @@ def measure(m: imagezarr.Manifest, workers: int, out: Path) -> dict[str, float]:
         times["save"].append(time.perf_counter() - start)
     assert sheet.kinds.shape == (PLANTS, FRAMES)
     assert (sheet.kinds == "image").all()
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
 
 
 def main() -> None:
@@ -83,20 +86,25 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     print(f"{PLANTS * FRAMES} images of {SHAPE[0]} x {SHAPE[1]}, {args.workers} threads")
-    print(f"{'set':10} {'decode s':>9} {'sheet s':>8} {'ratio':>6} {'save s':>7}  target")
+    print(
+        f"{'set':10} {'decode s':>9} {'sheet s':>8} {'ratio':>6} {'min ratio':>9} {'save s':>7}"
+        "  target (median ratio)"
+    )
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         top = Path(tmp)
         for name, make in (("gray PNG", make_png), ("RGB JPEG", make_jpeg)):
             t = measure(make(top), args.workers, top / f"{name[-3:].lower()}-sheet.png")
-            ratio = t["sheet"] / t["decode"]
+            med = {k: statistics.median(v) for k, v in t.items()}
+            ratio = med["sheet"] / med["decode"]
+            low = min(t["sheet"]) / min(t["decode"])
             worst = max(worst, ratio)
             ok = "ok" if ratio <= TARGET else "MISSED"
             print(
-                f"{name:10} {t['decode']:9.3f} {t['sheet']:8.3f} {ratio:6.2f} {t['save']:7.3f}"
-                f"  <= {TARGET} {ok}"
+                f"{name:10} {med['decode']:9.3f} {med['sheet']:8.3f} {ratio:6.2f} {low:9.2f}"
+                f" {med['save']:7.3f}  <= {TARGET} {ok}"
             )
-    print(f"worst ratio {worst:.2f}")
+    print(f"worst median ratio {worst:.2f}")
 
 
 if __name__ == "__main__":

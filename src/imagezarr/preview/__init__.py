@@ -9,7 +9,9 @@ stored; RGB stays RGB. Holes are drawn as grey crossed cells. A file that is mis
 or undecodable raises naming it, or with ``on_error="fill"`` becomes a red crossed cell and a
 :class:`~imagezarr.errors.FilledChunkWarning` naming it.
 
-Rendering needs Pillow (a core dependency: text needs a font rasteriser).
+Rendering needs Pillow (a core dependency: text needs a font rasteriser). The package top
+re-exports :func:`preview` as ``imagezarr.preview``, which hides this module behind the
+function there: import the rest with ``from imagezarr.preview import contact_sheet``.
 
 >>> import imagezarr.testing
 >>> m = imagezarr.testing.small_manifest()
@@ -74,8 +76,8 @@ class Sheet:
         The group shown and the dims down the rows and across the columns (``None`` for a
         single row or column).
     row_labels, col_labels
-        The labels written, one per row and column (per cell, in reading order, when one
-        dim wraps over several rows: then ``rows`` is ``None``).
+        The labels written, one per row and column. When one dim wraps over several rows
+        (``rows`` is ``None``), ``col_labels`` has one label per cell in reading order.
     kinds
         Per cell: ``"image"``, ``"hole"`` (no file in the manifest), ``"failed"`` (the file
         could not be read, ``on_error="fill"``) or ``""`` (no cell: the end of a wrapped row).

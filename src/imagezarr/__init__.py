@@ -37,6 +37,7 @@ from .errors import (
 from .inspection import inspect
 from .layout import LayoutSpec, LayoutWarning, Lookup, Table
 from .manifest import Manifest
+from .preview import preview
 from .store import ImageZarrStore
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "open_datatree",
     "open_group",
     "open_store",
+    "preview",
     "scan",
     "update",
 ]

@@ -119,6 +119,18 @@ class Manifest:
     def total_bytes(self) -> int:
         return int(self.files.sizes.sum())
 
+    def _repr_html_(self) -> str:
+        """Notebook display: summary table, plus a small contact sheet when cheap to draw."""
+        import html
+        import importlib
+
+        # preview is a later stage: looked up when a notebook asks, so manifest never imports it
+        try:
+            return str(importlib.import_module("imagezarr.preview").summary_html(self))
+        except Exception as e:  # a repr must never raise: say what this is and what went wrong
+            text = f"imagezarr manifest: {len(self.files)} files; root {self.root}\n({e})"
+            return f"<pre>{html.escape(text)}</pre>"
+
     def to_json(self, *, root: str | None = None) -> dict[str, Any]:
         """The JSON document; ``root`` is what to record as the root (default: absolute)."""
         return {

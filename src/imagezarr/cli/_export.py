@@ -8,6 +8,7 @@ import click
 
 from ..export import FORMATS
 from ..export import export as run_export
+from ..export.icechunk import branch_tip, icechunk_summary
 from ..manifest import load_manifest
 from ._common import check_option, console, lazy_progress
 
@@ -39,6 +40,10 @@ PROGRESS_LABELS = {"zarr": "copying images", "links": "linking images", "icechun
     help="zarr: compressor of the copy.",
 )
 @click.option("--level", type=int, default=3, show_default=True, help="zarr: zstd level.")
+@click.option(
+    "--tag",
+    help="icechunk: tag the new snapshot (or the unchanged tip) with this name.",
+)
 @click.option("--ome", is_flag=True, help="zarr: add OME-Zarr 0.5 multiscales metadata.")
 @click.option(
     "--ome-axis",
@@ -69,6 +74,7 @@ def export(
     shards: int | None,
     compressor: str,
     level: int,
+    tag: str | None,
     ome: bool,
     ome_axis: tuple[str, ...],
     check: str,
@@ -95,11 +101,22 @@ def export(
     elif shards is not None or ome or ome_axis:
         msg = "--shards, --ome and --ome-axis apply to --format zarr only"
         raise click.UsageError(msg)
+    tip = None
+    if fmt == "icechunk":
+        options["tag"] = tag
+        tip = None if overwrite else branch_tip(output)
+    elif tag is not None:
+        msg = "--tag applies to --format icechunk only"
+        raise click.UsageError(msg)
     if fmt != "kerchunk":  # references are not checked when written; readers check nothing
         options["check"] = check
     with lazy_progress(PROGRESS_LABELS.get(fmt, "exporting"), quiet=quiet) as progress:
         if fmt in PROGRESS_LABELS:
             options["progress"] = progress
         out = run_export(m, fmt, output, overwrite=overwrite, force=force, **options)
-    if not quiet:
-        console.print(f"wrote {fmt} export of {len(m.files)} files to {out}", soft_wrap=True)
+    if quiet:
+        return
+    if tip is not None:  # an existing repository: say what the update committed
+        console.print(icechunk_summary(out, tip), soft_wrap=True)
+        return
+    console.print(f"wrote {fmt} export of {len(m.files)} files to {out}", soft_wrap=True)

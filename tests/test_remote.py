@@ -207,6 +207,9 @@ def test_http_without_a_file_list_says_what_to_do(http_root):
         imagezarr.scan(http_root, storage_options=HTTP_OPTIONS)
 
 
+# a loaded machine lets distributed leave a socket to the garbage collector at teardown
+@pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_distributed_workers_read_from_s3(s3, bucket, experiment):
     pytest.importorskip("distributed")
     m = imagezarr.scan(bucket, storage_options=s3["options"], **PSII)
@@ -264,6 +267,9 @@ def test_exports_of_a_remote_manifest(s3, bucket, tmp_path):
         export(m, "links", tmp_path / "links.zarr")
 
 
+# a loaded machine lets distributed leave a socket to the garbage collector at teardown
+@pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_probes_spread_over_a_dask_cluster(s3, bucket, experiment):
     distributed = pytest.importorskip("distributed")
     _, truth = experiment

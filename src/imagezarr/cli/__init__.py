@@ -12,7 +12,7 @@ import traceback
 import click
 
 from ..errors import ImageZarrError
-from . import _demo, _export, _info, _scan, _update, _verify
+from . import _demo, _export, _info, _scan, _serve, _update, _verify
 
 __all__ = ["cli", "main"]
 
@@ -32,7 +32,15 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     ctx.obj = {"verbose": verbose, "quiet": quiet}
 
 
-for command in (_scan.scan, _info.info, _verify.verify, _update.update, _export.export, _demo.demo):
+for command in (
+    _scan.scan,
+    _info.info,
+    _verify.verify,
+    _update.update,
+    _export.export,
+    _serve.serve,
+    _demo.demo,
+):
     cli.add_command(command)
 
 

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -132,6 +133,16 @@ def rgb(tmp: Path) -> imagezarr.Manifest:
     )
 
 
+def names(tmp: Path) -> imagezarr.Manifest:
+    """Groups whose names need percent-encoding in a URL: space, umlaut, '+' and '%'."""
+    images = tmp / "names"
+    for group in ("Pflanze Ä", "B+2%"):
+        for f in range(2):
+            write_image(images / group / f"{f}.png", random_image((4, 5), seed=f))
+    pattern = r"(?P<plant>[^/]+)/(?P<frame>\d+)\.png"
+    return imagezarr.scan(images, pattern=pattern, types={"frame": "int"}, group_by="plant")
+
+
 def expected(m: imagezarr.Manifest, group: str) -> np.ndarray:
     """The image array decoded independently, file by file, with imagecodecs.imread."""
     node = m.node(group)
@@ -185,7 +196,7 @@ def server(tmp_path):
 @pytest.mark.parametrize("codec", CODECS)
 def test_clients_without_imagezarr_read_pixel_exact(tmp_path, server, codec):
     manifests = {"psii": psii(tmp_path), "grouped": grouped(tmp_path)}
-    manifests["u16"], manifests["rgb"] = u16(tmp_path), rgb(tmp_path)
+    manifests |= {"u16": u16(tmp_path), "rgb": rgb(tmp_path), "names": names(tmp_path)}
     jobs = []
     for label, m in manifests.items():
         s = server(m, codec=codec)
@@ -560,3 +571,14 @@ def test_start_message_warns_on_the_network_without_token(tmp_path):
     assert "Bearer" in lines
     assert "anyone" not in lines
     assert 'xarray.open_zarr("http://127.0.0.1:8000/", group="A1")' in lines
+
+
+def test_access_log_has_no_query_string(tmp_path, server, caplog):
+    url = server(grouped(tmp_path), token="s3cret").url
+    with caplog.at_level("INFO", logger="imagezarr.serve"):
+        assert request(url, "/A1/zarr.json?token=s3cret")[0] == 200
+        deadline = time.monotonic() + 10
+        while "/A1/zarr.json" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)  # the line is written by the server's thread
+    assert "GET /A1/zarr.json 200" in caplog.text
+    assert "s3cret" not in caplog.text

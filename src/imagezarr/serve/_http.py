@@ -27,9 +27,9 @@ from zarr.core.buffer import Buffer
 from ..errors import ChunkReadError, SourceChangedError
 from ._content import OCTETS, Content, Entity
 
-__all__ = ["CONTENT", "AccessLogger", "build_app", "protected"]
+__all__ = ["ACCESS_LOG", "CONTENT", "AccessLogger", "build_app", "protected"]
 
-logger = logging.getLogger("imagezarr.serve")
+ACCESS_LOG = logging.getLogger("imagezarr.serve")  # one line per request, at INFO (-v)
 
 CONTENT = web.AppKey("content", Content)
 _POOL = web.AppKey("pool", ThreadPoolExecutor)
@@ -285,16 +285,19 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
 
 def _listing(request: web.Request, key: str, names: list[str]) -> web.Response:
     """An HTML index of ``key``'s children, as fsspec's HTTP listing expects: zarr-python
-    lists a group's members through it when there is no consolidated metadata."""
-    base = "/" + "".join(quote(p, safe="") + "/" for p in key.split("/") if p)
+    lists a group's members through it when there is no consolidated metadata.
+
+    Links are absolute paths, not percent-encoded (only HTML-escaped): fsspec keeps a link
+    when its text starts with the listed URL as the caller wrote it, and zarr takes the rest
+    as the child's name. Browsers encode such links themselves.
+    """
+    base = "/" + "".join(f"{p}/" for p in key.split("/") if p)
     query = ""
-    if request.app.get(_TOKEN) is not None and "token" in request.query:
+    if protected(request.app) and "token" in request.query:
         query = "?token=" + quote(request.query["token"], safe="")  # browsers follow links
     title = html.escape(f"/{key}")
     items = "".join(
-        f'<li><a href="{html.escape(base + quote(n, safe=""))}{html.escape(query)}">'
-        f"{html.escape(n)}</a></li>\n"
-        for n in names
+        f'<li><a href="{html.escape(base + n + query)}">{html.escape(n)}</a></li>\n' for n in names
     )
     body = (
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>\n'

@@ -21,7 +21,7 @@ from ..hierarchy import image_array_path
 from ..roots import Check
 from ..store import ImageZarrStore
 from ._content import Codec, Content
-from ._http import CONTENT, AccessLogger, build_app, protected
+from ._http import ACCESS_LOG, CONTENT, AccessLogger, build_app, protected
 
 __all__ = ["Server", "make_app", "serve", "start"]
 
@@ -89,6 +89,17 @@ def make_app(
     return build_app(content, token=token, workers=workers)
 
 
+def _runner(app: web.Application) -> web.AppRunner:
+    # signals stay with the caller (asyncio.run turns Ctrl-C into a cancellation)
+    return web.AppRunner(
+        app,
+        access_log_class=AccessLogger,
+        access_log=ACCESS_LOG,
+        handle_signals=False,
+        shutdown_timeout=_SHUTDOWN,
+    )
+
+
 def _url(host: str, port: int) -> str:
     try:
         v6 = ipaddress.ip_address(host).version == 6
@@ -111,9 +122,7 @@ class Server:
     def __init__(self, app: web.Application, host: str, port: int, timeout: float) -> None:
         self.app = app
         self._loop = asyncio.new_event_loop()
-        self._runner = web.AppRunner(
-            app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=_SHUTDOWN
-        )
+        self._runner = _runner(app)
         self._ready = threading.Event()
         self._failed: list[BaseException] = []
         self._thread = threading.Thread(
@@ -213,9 +222,7 @@ def serve(
 async def _forever(
     app: web.Application, host: str, port: int, echo: Callable[[str], object]
 ) -> None:
-    runner = web.AppRunner(
-        app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=_SHUTDOWN
-    )
+    runner = _runner(app)
     await runner.setup()
     try:
         try:

@@ -101,6 +101,8 @@ def _runner(app: web.Application) -> web.AppRunner:
 
 
 def _url(host: str, port: int) -> str:
+    """The URL to print for a server listening on ``host``: wildcards are reached locally."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     try:
         v6 = ipaddress.ip_address(host).version == 6
     except ValueError:
@@ -110,6 +112,9 @@ def _url(host: str, port: int) -> str:
 
 class Server:
     """A server running in a background thread; stop it with :meth:`stop` or ``with``.
+
+    :func:`start` makes one for a manifest; ``Server(app, host, port, timeout)`` runs any
+    aiohttp application the same way.
 
     Attributes
     ----------
@@ -136,8 +141,7 @@ class Server:
         if self._failed:
             self._thread.join(timeout)
             raise self._failed[0]
-        bound_host, bound_port = self._runner.addresses[0][:2]
-        self.url = _url(host if host not in ("", "0.0.0.0", "::") else bound_host, bound_port)
+        self.url = _url(host, self._runner.addresses[0][1])
 
     def _run(self, host: str, port: int) -> None:
         loop = self._loop
@@ -235,8 +239,7 @@ async def _forever(
             )
             error.errno = e.errno
             raise error from e
-        shown = host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"
-        for line in describe(app, _url(shown, runner.addresses[0][1]), host):
+        for line in describe(app, _url(host, runner.addresses[0][1]), host):
             echo(line)
         await asyncio.Event().wait()  # until Ctrl-C cancels this task
     finally:

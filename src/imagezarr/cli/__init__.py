@@ -12,7 +12,7 @@ import traceback
 import click
 
 from ..errors import ImageZarrError
-from . import _demo, _export, _info, _inspect, _preview, _scan, _update, _verify
+from . import _demo, _export, _info, _inspect, _preview, _scan, _serve, _update, _verify
 
 __all__ = ["cli", "main"]
 
@@ -40,6 +40,7 @@ for command in (
     _update.update,
     _export.export,
     _preview.preview,
+    _serve.serve,
     _demo.demo,
 ):
     cli.add_command(command)

@@ -394,9 +394,7 @@ def test_locations_use_the_systems_separator(tmp_path, monkeypatch):
     assert root.location("night 1/A1.png").endswith("night 1\\\\A1.png")
 
 
-@pytest.mark.parametrize(
-    "name", ["t_12:00.png", "NUL.png", "com1.tif", "dot..png.", "space .png "]
-)
+@pytest.mark.parametrize("name", ["t_12:00.png", "NUL.png", "com1.tif", "dot..png.", "space .png "])
 def test_names_windows_cannot_hold_are_refused_at_scan(tmp_path, name):
     images = tmp_path / "img"
     imagezarr.testing.write_image(images / "ok.png", np.zeros((4, 4), np.uint8))

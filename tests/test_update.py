@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -130,12 +131,15 @@ def test_update_of_a_bucket_probes_only_the_new_object(monkeypatch, tmp_path):
             images, plants=3, nights=1, steps=2, frames=2, shape=(8, 8), holes=0
         )
         names = sorted(truth)
+        # moto keeps one in-process backend for every server: a prefix of this test's own
+        prefix = f"update-{uuid.uuid4().hex}"
         for rel in names[:-1]:
-            client.put_object(Bucket="lab", Key=f"exp/{rel}", Body=(images / rel).read_bytes())
-        m = imagezarr.scan("s3://lab/exp", storage_options=options, **PSII)
+            client.put_object(Bucket="lab", Key=f"{prefix}/{rel}", Body=(images / rel).read_bytes())
+        m = imagezarr.scan(f"s3://lab/{prefix}", storage_options=options, **PSII)
         out = m.save(tmp_path / "s3.imagezarr.json")
         last = names[-1]
-        client.put_object(Bucket="lab", Key=f"exp/{last}", Body=(images / last).read_bytes())
+        body = (images / last).read_bytes()
+        client.put_object(Bucket="lab", Key=f"{prefix}/{last}", Body=body)
         probed = _count_probes(monkeypatch)
         new, diff = imagezarr.update(out, storage_options=options)
         assert probed == [last]

@@ -165,7 +165,6 @@ def _problem(path: str) -> str | None:
     return None
 
 
-
 def portable_problem(path: str) -> str | None:
     """Why the relative path ``path`` could not be a manifest entry (it would not be one
     file on Windows, or leaves the root), or ``None``.

@@ -326,6 +326,47 @@ def bench_scan(server: Server, n: int, rounds: int) -> dict[str, float]:
     return {k: n / v for k, v in med.items()}
 
 
+def bench_update(server: Server, n: int, rounds: int, work: Path) -> None:
+    """Incremental update with 1% new objects vs a full scan; and a full scan spread over a
+    2-worker dask cluster (batches of objects per task), next to the bare list + GET loop."""
+    opts = server.obstore_options
+    url = seed(server, "grow", tiny_pngs(n))
+    saved = imagezarr.scan(url, storage_options=opts).save(work / f"{server.name}.json")
+    more = {f"new/{k}": v for k, v in list(tiny_pngs(n // 100).items())}
+    seed(server, "grow", more)
+    cases: dict[str, Callable[[], object]] = {
+        "full scan": lambda: imagezarr.scan(url, storage_options=opts),
+        "imagezarr.update (1% new)": lambda: imagezarr.update(saved, storage_options=opts),
+    }
+    table(
+        f"{server.name}: update of {n:,} objects, 1% new",
+        measure(server, cases, rounds),
+        "full scan",
+        n,
+    )
+    import distributed
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        spread: dict[str, Callable[[], object]] = {
+            "list+64B": bare_scan(url, opts),
+            "imagezarr.scan, 2-worker cluster": lambda: imagezarr.scan(
+                url, storage_options=opts, client=client
+            ),
+        }
+        total = n + n // 100
+        table(
+            f"{server.name}: scan of {total:,} objects on a cluster",
+            measure(server, spread, rounds),
+            "list+64B",
+            total,
+        )
+
+
 SPREAD: dict[str, float] = {}  # contender -> (max - min) / median of its rounds, last table
 
 
@@ -467,6 +508,9 @@ def main(argv: list[str] | None = None) -> int:
         help="path of an s3rver executable: also run against it (default: s3rver on PATH)",
     )
     ap.add_argument("--no-moto", action="store_true", help="skip the moto server")
+    ap.add_argument(
+        "--update-objects", type=int, default=0, help="objects for the update/cluster tables"
+    )
     args = ap.parse_args(argv)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     import fsspec
@@ -500,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
             with start() as server:
                 print(f"\n# {server.name} at {server.endpoint} (pid {server.proc.pid})")
                 server.client().create_bucket(Bucket=BUCKET)
+                if args.update_objects:
+                    bench_update(server, args.update_objects, args.rounds, work)
                 scan = bench_scan(server, args.scan_objects, args.rounds)
                 read = bench_read(server, args.objects, args.rounds, args.concurrency, work)
                 verdict(scan, read, server.name)

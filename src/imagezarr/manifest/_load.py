@@ -12,7 +12,6 @@ import inspect
 import json
 import math
 import os
-import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -30,7 +29,15 @@ from ..layout import Coord, Exclusion, LayoutSpec, Node
 from ..layout.spec import RESERVED
 from ..paths import check_all_relative
 from ..probe import ImageInfo
-from ..roots import READ_ERRORS, error_text, is_url, read_location, root_url
+from ..roots import (
+    READ_ERRORS,
+    authority,
+    error_text,
+    join_location,
+    parent_of,
+    read_location,
+    root_url,
+)
 from ._model import FORMAT, VERSION, Manifest
 from ._values import INT64, NAME_CHARS, PALETTE, parse_value, unplain, zstd_content_size
 
@@ -91,9 +98,7 @@ def load_manifest(
     except READ_ERRORS as e:
         msg = f"cannot read manifest {name!r}: {error_text(e)}"
         raise ManifestError(msg) from e
-    where: Path | str = (
-        name.rstrip("/").rpartition("/")[0] if is_url(name) else Path(name).absolute().parent
-    )
+    where = parent_of(name)
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError) as e:
@@ -195,32 +200,19 @@ def _exclusions(items: list[Any], name: str) -> tuple[Exclusion, ...]:
         raise ManifestError(msg) from e
 
 
-def _authority(url: str) -> str:
-    """``scheme://host`` (or bucket) of a URL: where a remote manifest may point."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme.lower()}://{rest.split('/', 1)[0]}"
-
-
-def _resolve_root(recorded: str, base: Path | str, name: str, allow_outside: bool) -> str:
+def _resolve_root(
+    recorded: str, base: str | os.PathLike[str], name: str, allow_outside: bool
+) -> str:
     """An absolute root: URLs as they are, relative roots against the manifest's location.
 
     A manifest fetched from a URL may only point at its own host or bucket: otherwise a
     shared manifest could make the reader fetch any URL or local file.
     """
-    if is_url(recorded):
-        top = recorded.rstrip("/")
-    elif os.path.isabs(recorded) and not isinstance(base, str):
-        return os.path.normpath(recorded)
-    elif isinstance(base, str):  # a manifest in a bucket with a relative root
-        scheme, _, rest = base.partition("://")
-        host, _, path = rest.partition("/")
-        joined = posixpath.normpath(posixpath.join("/", path, recorded))
-        top = f"{scheme}://{host}{joined}".rstrip("/")
-    else:
-        return os.path.normpath((base / recorded).absolute())
-    if isinstance(base, str) and not allow_outside and _authority(top) != _authority(base):
+    top = join_location(base, recorded)
+    home = authority(os.fspath(base))
+    if home is not None and not allow_outside and authority(top) != home:
         msg = (
-            f"{name}: the manifest's root {recorded!r} leaves {_authority(base)}, where the "
+            f"{name}: the manifest's root {recorded!r} leaves {home}, where the "
             "manifest lives; refusing to read there. Pass root= to choose the images, or "
             "allow_outside_root=True for a manifest you trust."
         )

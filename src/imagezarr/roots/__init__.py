@@ -16,6 +16,7 @@ read (whole, bounded, async) and ranged reads, and atomic writes. The layers abo
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -52,10 +53,12 @@ __all__ = [
     "OutsideRoot",
     "Root",
     "TooLarge",
+    "authority",
     "checksum",
     "error_text",
     "is_inside",
     "is_url",
+    "join_location",
     "normalize_check",
     "open_root",
     "parent_of",
@@ -188,6 +191,39 @@ def is_inside(where: str | os.PathLike[str], folder: str | os.PathLike[str]) -> 
     if is_url(a) or is_url(b):
         return is_url(a) and is_url(b) and a.startswith(b.rstrip("/") + "/")
     return _local_inside(a, b)
+
+
+def authority(where: str) -> str | None:
+    """``scheme://host`` (or bucket) of a URL; None for a local path.
+
+    >>> authority("S3://lab/exp/m.json"), authority("/data/exp")
+    ('s3://lab', None)
+    """
+    if not is_url(where):
+        return None
+    scheme, _, rest = where.partition("://")
+    return f"{scheme.lower()}://{rest.split('/', 1)[0]}"
+
+
+def join_location(base: str | os.PathLike[str], recorded: str) -> str:
+    """Where ``recorded`` (a path or URL written in a manifest) points, seen from ``base``
+    (the folder or base URL the manifest lives in). Below a URL everything stays on its host
+    or bucket: ``..`` cannot climb above it, and an absolute path is taken from its top.
+
+    >>> join_location("s3://lab/manifests", "../images"), join_location("/data/m", "../img")
+    ('s3://lab/images', '/data/img')
+    >>> join_location("https://host/m", "../../../evil.example/x")
+    'https://host/evil.example/x'
+    """
+    top = os.fspath(base)
+    if is_url(recorded):
+        return recorded.rstrip("/")
+    if is_url(top):
+        scheme, _, rest = top.partition("://")
+        host, _, path = rest.partition("/")
+        joined = posixpath.normpath(posixpath.join("/", path, recorded))
+        return f"{scheme}://{host}{joined}".rstrip("/")
+    return os.path.normpath(os.path.join(os.path.abspath(top), recorded))
 
 
 def relative_root(root: str, folder: str) -> str:

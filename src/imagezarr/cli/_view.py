@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import webbrowser
 from urllib.parse import quote
 
@@ -73,8 +74,8 @@ def view(
         page = viewer_url(url, token, group)
         shown = viewer_url(url, None, group) + ("#token=TOKEN" if token else "")
         console.print(f"open {shown}", soft_wrap=True, markup=False)
-        if not no_browser:
-            webbrowser.open(page)
+        if not no_browser:  # off the event loop: some browsers block until they are closed
+            threading.Thread(target=webbrowser.open, args=(page,), daemon=True).start()
 
     run_serve(
         m,

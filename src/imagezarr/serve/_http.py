@@ -108,14 +108,15 @@ def _authorized(request: web.Request, token: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
-def _guard(request: web.Request) -> web.Response | None:
-    """The answer to a preflight, a method other than GET/HEAD, or a missing token; else None."""
+def _guard(request: web.Request, *, token: bool = True) -> web.Response | None:
+    """The answer to a preflight, a method other than GET/HEAD, or (if ``token``) a missing
+    token; else None."""
     if request.method == "OPTIONS":
         return _preflight(request)
     if request.method not in ("GET", "HEAD"):
         return _error(405, "read-only: GET, HEAD and OPTIONS only", {"Allow": _METHODS})
-    token = request.app.get(_TOKEN)
-    if token is not None and not _authorized(request, token):
+    wanted = request.app.get(_TOKEN) if token else None
+    if wanted is not None and not _authorized(request, wanted):
         message = "missing or wrong token: send 'Authorization: Bearer TOKEN' or add ?token=TOKEN"
         return _error(401, message, {"WWW-Authenticate": 'Bearer realm="imagezarr"'})
     return None
@@ -123,14 +124,19 @@ def _guard(request: web.Request) -> web.Response | None:
 
 async def _handle_view(request: web.Request) -> web.StreamResponse:
     """``/_view/...``: the viewer's page and data (:mod:`imagezarr.serve._viewer`)."""
-    from ._viewer import answer
+    from ._viewer import answer, is_static
 
-    refused = _guard(request)
+    try:
+        key, _ = _key(request.rel_url.raw_path)
+    except _Refused as e:
+        return _error(e.status, str(e))
+    parts = key.split("/")[1:]  # without "_view"
+    # the page's own files hold no data and come before the page can send the token (it
+    # has it in the URL's fragment, which browsers never send): they need none
+    refused = _guard(request, token=not is_static(parts))
     if refused is not None:
         return refused
     try:
-        key, _ = _key(request.rel_url.raw_path)
-        parts = key.split("/")[1:]  # without "_view"
         return await answer(request, request.app[CONTENT], request.app[_POOL], parts)
     except _Refused as e:
         return _error(e.status, str(e))

@@ -16,7 +16,9 @@
     percentiles). ``/_view/image/...`` is the same at full resolution.
 
 Paths are parsed as the hierarchy's keys are (no ``..``, no encoded separators), the token
-applies as everywhere, and every read passes the store's freshness check. A group named
+applies as everywhere except to the page's own files (they hold no data, and the page keeps
+the token in the URL's fragment, which browsers never send), and every read passes the
+store's freshness check. A group named
 ``_view`` at the top of the hierarchy is shadowed by these routes.
 """
 
@@ -56,6 +58,11 @@ def add_viewer(app: web.Application, handle: Any) -> None:
     of the hierarchy's handler, then :func:`answer`)."""
     app.router.add_route("*", f"/{PREFIX}", _redirect)
     app.router.add_route("*", f"/{PREFIX}/{{tail:.*}}", handle)
+
+
+def is_static(parts: list[str]) -> bool:
+    """Whether ``/_view/<parts>`` is one of the page's own files (served without a token)."""
+    return len(parts) <= 1 and (parts[0] if parts else "") in _STATIC
 
 
 async def _redirect(request: web.Request) -> web.StreamResponse:

@@ -176,6 +176,50 @@ def test_16_bit_contrast_stretch(tmp_path, server):
     assert shown.max() == 255
 
 
+def test_remote_root_thumbnail(tmp_path, server):
+    """An S3 root (moto) has no cheap sync reads: read on the loop, decode in the pool."""
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("obstore")
+    s3 = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    s3.start()
+    try:
+        host, port = s3.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys)
+        client.create_bucket(Bucket="viewer")
+        local = u16(tmp_path)
+        for i, rel in enumerate(local.files.paths):
+            body = Path(local.file_path(i)).read_bytes()
+            client.put_object(Bucket="viewer", Key=f"exp/{rel}", Body=body)
+        options = {
+            "config": {
+                "endpoint": endpoint,
+                "region": "us-east-1",
+                "access_key_id": "testing",
+                "secret_access_key": "testing",
+            },
+            "client_options": {"allow_http": True},
+        }
+        m = imagezarr.scan(
+            "s3://viewer/exp", pattern=r"(?P<sample>s\d+)\.png", storage_options=options
+        )
+        assert not m.source.sync_reads
+        url = server(m).url
+        pixels = imagecodecs.imread(local.file_path(int(local.nodes[0].file_index[0])))
+        status, _, body = request(url, "/_view/thumb/0?size=4&min=0&max=65535")
+        assert status == 200
+        want = np.clip(block_means(pixels, 3) * (255 / 65535) + 0.5, 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(imagecodecs.png_decode(body), want)
+        client.put_object(Bucket="viewer", Key=f"exp/{m.files.paths[0]}", Body=b"not a png")
+        status, _, body = request(url, "/_view/image/0")
+        assert status == 409
+        assert m.files.paths[0] in body.decode()
+    finally:
+        s3.stop()
+
+
 def test_rgb_thumbnail_keeps_its_channels(tmp_path, server):
     m = rgb(tmp_path)
     url = server(m).url

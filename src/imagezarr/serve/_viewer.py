@@ -33,14 +33,13 @@ from typing import Any
 import imagecodecs
 import numpy as np
 from aiohttp import web
-from zarr.core.buffer import default_buffer_prototype
 
 from ..hierarchy import image_array_path
 from ..layout import Node
 from ..preview._select import format_label, labels_of
 from ._content import Content
 
-__all__ = ["PREFIX", "add_viewer", "group_doc", "picture"]
+__all__ = ["PREFIX", "add_viewer", "answer", "group_doc", "is_static", "picture", "render"]
 
 PREFIX = "_view"
 _STATIC = {
@@ -193,26 +192,26 @@ def to_uint8(
     return np.clip(np.nan_to_num(scaled, nan=0.0), 0, 255).astype(np.uint8), (lo, hi)
 
 
-def picture(
+def _chunk_key(content: Content, node: Node, index: tuple[int, ...]) -> str:
+    array = image_array_path(node)
+    inner = content.images[array].ndim - len(index)
+    return "/".join([array, "c", *map(str, index), *["0"] * inner])
+
+
+def render(
     content: Content,
     node: Node,
-    index: tuple[int, ...],
+    raw: Any,
     size: int,
     lo: float | None = None,
     hi: float | None = None,
-) -> tuple[bytes, dict[str, str]] | None:
-    """The PNG of one slot and headers with its value range; None for a hole. Blocking."""
-    array = image_array_path(node)
-    image = content.images[array]
-    key = "/".join([array, "c", *map(str, index), *["0"] * (image.ndim - len(index))])
-    raw = content.chunk_sync(key, encode=False)
-    if raw is None:
-        return None
+) -> tuple[bytes, dict[str, str]]:
+    """The PNG of one file's bytes ``raw`` and headers with its value range. CPU-bound."""
+    image = content.images[image_array_path(node)]
     decoded = image.decoder._decode_sync(raw, image.spec)  # type: ignore[attr-defined]
     whole = np.asarray(decoded.as_numpy_array()).reshape(tuple(node.image.shape))  # outer 1s
     pixels = _plane(whole, tuple(node.image.dims))
-    small = shrink(pixels, size)
-    shown, limits = to_uint8(small, node.image.dtype, lo, hi)
+    shown, limits = to_uint8(shrink(pixels, size), node.image.dtype, lo, hi)
     finite = pixels[np.isfinite(pixels)] if pixels.dtype.kind == "f" else pixels
     headers = {
         "X-Imagezarr-Data-Min": f"{float(finite.min()) if finite.size else 0.0:g}",
@@ -223,6 +222,19 @@ def picture(
         headers["X-Imagezarr-Min"] = f"{limits[0]:g}"
         headers["X-Imagezarr-Max"] = f"{limits[1]:g}"
     return imagecodecs.png_encode(np.ascontiguousarray(shown)), headers
+
+
+def picture(
+    content: Content,
+    node: Node,
+    index: tuple[int, ...],
+    size: int,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> tuple[bytes, dict[str, str]] | None:
+    """The PNG of one slot (read with the freshness check); None for a hole. Blocking."""
+    raw = content.chunk_sync(_chunk_key(content, node, index), encode=False)
+    return None if raw is None else render(content, node, raw, size, lo, hi)
 
 
 def _limit(query: Any, name: str) -> float | None:
@@ -264,10 +276,15 @@ async def answer(
             raise ValueError(msg) from None
         size = min(max(size, 0), _MAX_SIZE)
         loop = asyncio.get_running_loop()
-        if content.store.manifest.source.sync_reads:
+        made: tuple[bytes, dict[str, str]] | None
+        if content.store.manifest.source.sync_reads:  # local files: read and decode in one hop
             made = await loop.run_in_executor(pool, picture, content, node, index, size, lo, hi)
-        else:  # pragma: no cover - object stores: read on the loop's thread through the store
-            made = await _picture_async(content, node, index, size, lo, hi, pool)
+        else:  # object stores: read on the loop, decode in the pool
+            raw = await content.read_async(_chunk_key(content, node, index))
+            made = None
+            if raw is not None:
+                job = (content, node, raw, size, lo, hi)
+                made = await loop.run_in_executor(pool, render, *job)
         if made is None:
             msg = f"{node.path}/{'/'.join(map(str, index))}: a hole (no file)"
             raise LookupError(msg)
@@ -276,29 +293,3 @@ async def answer(
         return web.Response(body=body, content_type="image/png", headers=headers)
     msg = f"/{PREFIX}/{'/'.join(parts)}: no such page"
     raise LookupError(msg)
-
-
-async def _picture_async(
-    content: Content,
-    node: Node,
-    index: tuple[int, ...],
-    size: int,
-    lo: float | None,
-    hi: float | None,
-    pool: Any,
-) -> tuple[bytes, dict[str, str]] | None:  # pragma: no cover - object stores
-    array = image_array_path(node)
-    ndim = content.images[array].ndim
-    key = "/".join([array, "c", *map(str, index), *["0"] * (ndim - len(index))])
-    raw = await content.store.get(key, default_buffer_prototype())
-    if raw is None:
-        return None
-
-    class _Ready:
-        def chunk_sync(self, _key: str, *, encode: bool = True) -> Any:
-            return raw
-
-        images = content.images
-
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(pool, picture, _Ready(), node, index, size, lo, hi)

@@ -12,7 +12,7 @@ import traceback
 import click
 
 from ..errors import ImageZarrError
-from . import _demo, _export, _info, _inspect, _preview, _scan, _serve, _update, _verify
+from . import _demo, _export, _info, _inspect, _preview, _scan, _serve, _update, _verify, _view
 
 __all__ = ["cli", "main"]
 
@@ -41,6 +41,7 @@ for command in (
     _export.export,
     _preview.preview,
     _serve.serve,
+    _view.view,
     _demo.demo,
 ):
     cli.add_command(command)

@@ -68,6 +68,9 @@ def build_app(
     app[_POOL] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imagezarr-serve")
     if token is not None:
         app[_TOKEN] = token
+    from ._viewer import add_viewer  # imports this module: import it once the app is built
+
+    add_viewer(app, _handle_view)
     app.router.add_route("*", "/{tail:.*}", _handle)
     app.on_response_prepare.append(_cors)
     app.on_cleanup.append(_stop_pool)
@@ -105,15 +108,51 @@ def _authorized(request: web.Request, token: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
-async def _handle(request: web.Request) -> web.StreamResponse:
+def _guard(request: web.Request, *, token: bool = True) -> web.Response | None:
+    """The answer to a preflight, a method other than GET/HEAD, or (if ``token``) a missing
+    token; else None."""
     if request.method == "OPTIONS":
         return _preflight(request)
     if request.method not in ("GET", "HEAD"):
         return _error(405, "read-only: GET, HEAD and OPTIONS only", {"Allow": _METHODS})
-    token = request.app.get(_TOKEN)
-    if token is not None and not _authorized(request, token):
+    wanted = request.app.get(_TOKEN) if token else None
+    if wanted is not None and not _authorized(request, wanted):
         message = "missing or wrong token: send 'Authorization: Bearer TOKEN' or add ?token=TOKEN"
         return _error(401, message, {"WWW-Authenticate": 'Bearer realm="imagezarr"'})
+    return None
+
+
+async def _handle_view(request: web.Request) -> web.StreamResponse:
+    """``/_view/...``: the viewer's page and data (:mod:`imagezarr.serve._viewer`)."""
+    from ._viewer import answer, is_static
+
+    try:
+        key, _ = _key(request.rel_url.raw_path)
+    except _Refused as e:
+        return _error(e.status, str(e))
+    parts = key.split("/")[1:]  # without "_view"
+    # the page's own files hold no data and come before the page can send the token (it
+    # has it in the URL's fragment, which browsers never send): they need none
+    refused = _guard(request, token=not is_static(parts))
+    if refused is not None:
+        return refused
+    try:
+        return await answer(request, request.app[CONTENT], request.app[_POOL], parts)
+    except _Refused as e:
+        return _error(e.status, str(e))
+    except LookupError as e:
+        return _error(404, str(e.args[0]) if e.args else str(e))
+    except ValueError as e:
+        return _error(400, str(e))
+    except ChunkReadError as e:
+        conflict = isinstance(e, SourceChangedError) or isinstance(e.__cause__, FileNotFoundError)
+        return _error(409 if conflict else 500, str(e))
+
+
+async def _handle(request: web.Request) -> web.StreamResponse:
+    refused = _guard(request)
+    if refused is not None:
+        return refused
     try:
         key, directory = _key(request.rel_url.raw_path)
         return await _get(request, key, directory)

@@ -209,22 +209,28 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     echo: Callable[[str], object] = print,
+    on_start: Callable[[str], object] | None = None,
     **options: Any,
 ) -> None:
     """Serve ``manifest`` until interrupted (Ctrl-C), then return.
 
-    ``echo`` gets the URL and how to open it; ``options`` go to :func:`make_app`. Binds
-    ``127.0.0.1`` (this machine only) unless ``host`` says otherwise.
+    ``echo`` gets the URL and how to open it; ``on_start`` (if given) the URL once the
+    server listens (``imagezarr view`` opens the viewer there); ``options`` go to
+    :func:`make_app`. Binds ``127.0.0.1`` (this machine only) unless ``host`` says otherwise.
     """
     app = make_app(manifest, **options)
     try:
-        asyncio.run(_forever(app, host, port, echo))
+        asyncio.run(_forever(app, host, port, echo, on_start))
     except KeyboardInterrupt:  # asyncio.run cancelled the server and cleaned up first
         return
 
 
 async def _forever(
-    app: web.Application, host: str, port: int, echo: Callable[[str], object]
+    app: web.Application,
+    host: str,
+    port: int,
+    echo: Callable[[str], object],
+    on_start: Callable[[str], object] | None = None,
 ) -> None:
     runner = _runner(app)
     await runner.setup()
@@ -241,6 +247,8 @@ async def _forever(
             raise error from e
         for line in describe(app, _url(host, runner.addresses[0][1]), host):
             echo(line)
+        if on_start is not None:
+            on_start(_url(host, runner.addresses[0][1]))
         await asyncio.Event().wait()  # until Ctrl-C cancels this task
     finally:
         await runner.cleanup()
@@ -275,5 +283,6 @@ def describe(app: web.Application, url: str, host: str) -> list[str]:
     if host not in ("127.0.0.1", "localhost", "::1"):
         warning = "" if protected(app) else "; without --token anyone who reaches it can read"
         lines.append(f"  listening on {host}: other machines can connect{warning}")
+    lines.append(f"  viewer: {url}_view/")
     lines.append("Ctrl-C stops.")
     return lines

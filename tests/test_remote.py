@@ -21,6 +21,7 @@ from imagezarr.testing import (
     PSII_PATTERN,
     PSII_TYPES,
     cluster_image_sum,
+    loopback_s3,
     make_psii_experiment,
 )
 
@@ -34,31 +35,8 @@ PSII = {"pattern": PSII_PATTERN, "types": PSII_TYPES, "dims": PSII_DIMS}
 @pytest.fixture(scope="module")
 def s3() -> Iterator[dict]:
     """A moto S3 server on 127.0.0.1 with a bucket ``lab``; yields client + storage options."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.create_bucket(Bucket="lab")
-    options = {
-        "config": {
-            "endpoint": endpoint,
-            "region": "us-east-1",
-            "access_key_id": "testing",
-            "secret_access_key": "testing",
-        },
-        "client_options": {"allow_http": True},
-    }
-    try:
-        yield {"client": client, "options": options, "endpoint": endpoint}
-    finally:
-        server.stop()
+    with loopback_s3() as server:
+        yield {"client": server.client, "options": server.options, "endpoint": server.endpoint}
 
 
 @pytest.fixture(scope="module")

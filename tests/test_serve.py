@@ -26,7 +26,13 @@ import pytest
 
 import imagezarr
 from imagezarr.serve import CODECS, make_app, start
-from imagezarr.testing import PSII_SCAN, make_psii_experiment, random_image, write_image
+from imagezarr.testing import (
+    PSII_SCAN,
+    loopback_s3,
+    make_psii_experiment,
+    random_image,
+    write_image,
+)
 
 pytest.importorskip("fsspec")  # zarr-python reads http:// through fsspec (and aiohttp)
 
@@ -507,28 +513,14 @@ def test_cli_serve_prints_url_and_stops_on_ctrl_c(tmp_path):
 
 def test_remote_root_reads_on_the_loop_and_decodes_in_the_pool(tmp_path, server):
     """An S3 root (moto on loopback) has no cheap sync reads: the async path serves it."""
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("moto.server")
     pytest.importorskip("obstore")
-    s3 = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    s3.start()
-    try:
-        host, port = s3.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys)
-        client.create_bucket(Bucket="lab")
-        local = grouped(tmp_path)
-        for rel in local.files.paths:
-            body = Path(local.file_path(local.files.paths.index(rel))).read_bytes()
-            client.put_object(Bucket="lab", Key=f"exp/{rel}", Body=body)
-        config = {"endpoint": endpoint, "region": "us-east-1", "access_key_id": "testing"}
-        options = {
-            "config": {**config, "secret_access_key": "testing"},
-            "client_options": {"allow_http": True},
-        }
+    local = grouped(tmp_path)
+    with loopback_s3() as s3:
+        client, options = s3.client, s3.options
+        s3.upload(local.root, local.files.paths, "serve-exp")
         layout = {**PSII_SCAN, "group_by": "barcode", "dims": ("frame",)}
-        m = imagezarr.scan("s3://lab/exp", **layout, storage_options=options)
+        m = imagezarr.scan("s3://lab/serve-exp", **layout, storage_options=options)
         assert not m.source.sync_reads
         url = server(m, codec="raw").url
         want = expected(local, "A2")
@@ -537,12 +529,10 @@ def test_remote_root_reads_on_the_loop_and_decodes_in_the_pool(tmp_path, server)
             assert status == 200
             got = np.frombuffer(body, "uint8").reshape(want.shape[1:])
             np.testing.assert_array_equal(got, want[i])
-        client.put_object(Bucket="lab", Key=f"exp/{m.files.paths[0]}", Body=b"not a png")
+        client.put_object(Bucket="lab", Key=f"serve-exp/{m.files.paths[0]}", Body=b"not a png")
         status, _, body = request(url, "/A1/image/c/0/0/0")
         assert status == 409
         assert m.files.paths[0] in body.decode()
-    finally:
-        s3.stop()
 
 
 def test_port_in_use_is_one_clear_line(tmp_path, capsys):

@@ -105,48 +105,25 @@ def test_update_probes_only_new_and_changed_files(psii, tmp_path, monkeypatch):
 
 
 def test_update_of_a_bucket_probes_only_the_new_object(monkeypatch, tmp_path):
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
-    from imagezarr.testing import make_psii_experiment
+    pytest.importorskip("moto.server")
+    from imagezarr.testing import loopback_s3, make_psii_experiment
 
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **creds)
-        client.create_bucket(Bucket="lab")
-        options = {
-            "config": {
-                "endpoint": endpoint,
-                "region": "us-east-1",
-                "access_key_id": "testing",
-                "secret_access_key": "testing",
-            },
-            "client_options": {"allow_http": True},
-        }
-        images = tmp_path / "img"
-        truth = make_psii_experiment(
-            images, plants=3, nights=1, steps=2, frames=2, shape=(8, 8), holes=0
-        )
-        names = sorted(truth)
-        # moto keeps one in-process backend for every server: a prefix of this test's own
-        prefix = f"update-{uuid.uuid4().hex}"
-        for rel in names[:-1]:
-            client.put_object(Bucket="lab", Key=f"{prefix}/{rel}", Body=(images / rel).read_bytes())
-        m = imagezarr.scan(f"s3://lab/{prefix}", storage_options=options, **PSII)
+    images = tmp_path / "img"
+    truth = make_psii_experiment(
+        images, plants=3, nights=1, steps=2, frames=2, shape=(8, 8), holes=0
+    )
+    names = sorted(truth)
+    prefix = f"update-{uuid.uuid4().hex}"
+    with loopback_s3() as s3:
+        url = s3.upload(images, names[:-1], prefix)
+        m = imagezarr.scan(url, storage_options=s3.options, **PSII)
         out = m.save(tmp_path / "s3.imagezarr.json")
-        last = names[-1]
-        body = (images / last).read_bytes()
-        client.put_object(Bucket="lab", Key=f"{prefix}/{last}", Body=body)
+        s3.upload(images, names[-1:], prefix)
         probed = _count_probes(monkeypatch)
-        new, diff = imagezarr.update(out, storage_options=options)
-        assert probed == [last]
-        assert diff.added == (last,)
-        assert len(new.files) == len(names)
-    finally:
-        server.stop()
+        new, diff = imagezarr.update(out, storage_options=s3.options)
+    assert probed == [names[-1]]
+    assert diff.added == (names[-1],)
+    assert len(new.files) == len(names)
 
 
 def test_watch_saves_each_change_set_and_stops_cleanly(psii, tmp_path):

@@ -27,7 +27,13 @@ from imagezarr.cli import main
 from imagezarr.cli._view import viewer_url
 from imagezarr.preview._select import format_label
 from imagezarr.serve import start
-from imagezarr.testing import PSII_SCAN, make_psii_experiment, random_image, write_image
+from imagezarr.testing import (
+    PSII_SCAN,
+    loopback_s3,
+    make_psii_experiment,
+    random_image,
+    write_image,
+)
 
 # -- data ---------------------------------------------------------------------------------------
 
@@ -178,46 +184,23 @@ def test_16_bit_contrast_stretch(tmp_path, server):
 
 def test_remote_root_thumbnail(tmp_path, server):
     """An S3 root (moto) has no cheap sync reads: read on the loop, decode in the pool."""
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("moto.server")
     pytest.importorskip("obstore")
-    s3 = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    s3.start()
-    try:
-        host, port = s3.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys)
-        client.create_bucket(Bucket="viewer")
-        local = u16(tmp_path)
-        for i, rel in enumerate(local.files.paths):
-            body = Path(local.file_path(i)).read_bytes()
-            client.put_object(Bucket="viewer", Key=f"exp/{rel}", Body=body)
-        options = {
-            "config": {
-                "endpoint": endpoint,
-                "region": "us-east-1",
-                "access_key_id": "testing",
-                "secret_access_key": "testing",
-            },
-            "client_options": {"allow_http": True},
-        }
-        m = imagezarr.scan(
-            "s3://viewer/exp", pattern=r"(?P<sample>s\d+)\.png", storage_options=options
-        )
+    local = u16(tmp_path)
+    with loopback_s3() as s3:
+        url = s3.upload(local.root, local.files.paths, "view-exp")
+        m = imagezarr.scan(url, pattern=r"(?P<sample>s\d+)\.png", storage_options=s3.options)
         assert not m.source.sync_reads
-        url = server(m).url
+        base = server(m).url
         pixels = imagecodecs.imread(local.file_path(int(local.nodes[0].file_index[0])))
-        status, _, body = request(url, "/_view/thumb/0?size=4&min=0&max=65535")
+        status, _, body = request(base, "/_view/thumb/0?size=4&min=0&max=65535")
         assert status == 200
         want = np.clip(block_means(pixels, 3) * (255 / 65535) + 0.5, 0, 255).astype(np.uint8)
         np.testing.assert_array_equal(imagecodecs.png_decode(body), want)
-        client.put_object(Bucket="viewer", Key=f"exp/{m.files.paths[0]}", Body=b"not a png")
-        status, _, body = request(url, "/_view/image/0")
+        s3.client.put_object(Bucket="lab", Key=f"view-exp/{m.files.paths[0]}", Body=b"not png")
+        status, _, body = request(base, "/_view/image/0")
         assert status == 409
         assert m.files.paths[0] in body.decode()
-    finally:
-        s3.stop()
 
 
 def test_rgb_thumbnail_keeps_its_channels(tmp_path, server):

@@ -10,6 +10,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +30,9 @@ __all__ = [
     "PSII_PATTERN",
     "PSII_SCAN",
     "PSII_TYPES",
+    "LoopbackS3",
     "cluster_image_sum",
+    "loopback_s3",
     "make_psii_experiment",
     "psii_image",
     "random_image",
@@ -68,6 +73,50 @@ def small_manifest(directory: str | os.PathLike[str] | None = None, **scan: Any)
     folder = directory if directory is not None else tempfile.mkdtemp(prefix="imagezarr-")
     make_psii_experiment(folder, plants=2, nights=1, steps=1, frames=2, shape=(8, 8), holes=0)
     return run_scan(folder, **{**PSII_SCAN, **scan})
+
+
+@dataclass
+class LoopbackS3:
+    """A moto S3 server on 127.0.0.1 (see :func:`loopback_s3`): a boto3 ``client``, the
+    ``storage_options`` that reach it, and its ``endpoint``."""
+
+    client: Any
+    options: dict[str, Any]
+    endpoint: str
+
+    def upload(self, folder: str | os.PathLike[str], paths: Iterable[str], prefix: str) -> str:
+        """Put ``folder/path`` for every path under ``s3://lab/<prefix>/``; return that URL.
+
+        moto keeps one backend per process, shared by every server: give each test its own
+        prefix."""
+        for rel in paths:
+            body = Path(folder, rel).read_bytes()
+            self.client.put_object(Bucket="lab", Key=f"{prefix}/{rel}", Body=body)
+        return f"s3://lab/{prefix}"
+
+
+@contextmanager
+def loopback_s3() -> Iterator[LoopbackS3]:
+    """A moto S3 server on 127.0.0.1 with a bucket ``lab``, stopped on exit (test extra)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys)
+        client.create_bucket(Bucket="lab")
+        config = {"endpoint": endpoint, "region": "us-east-1", "access_key_id": "testing"}
+        options = {
+            "config": {**config, "secret_access_key": "testing"},
+            "client_options": {"allow_http": True},
+        }
+        yield LoopbackS3(client, options, endpoint)
+    finally:
+        server.stop()
 
 
 def cluster_image_sum(manifest: Manifest | str | os.PathLike[str]) -> float:

@@ -183,3 +183,8 @@ def test_export_and_verify_print_no_log_lines(psii, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "INFO" not in captured.err + captured.out
     assert "FusedCodecPipeline" not in captured.err + captured.out
+
+
+def test_demo_of_a_tiny_experiment(tmp_path, capsys):
+    assert main(["demo", str(tmp_path / "tiny demo"), "--plants", "1", "--nights", "1"]) == 0
+    assert "files checked: ok" in capsys.readouterr().out

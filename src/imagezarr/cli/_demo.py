@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -42,8 +43,10 @@ def demo(directory: str, plants: int, nights: int) -> None:
     console.print(ds)
     heading("3. compute: mean leaf intensity per plant and protocol step (dask)")
     pixels = ds.image.where(ds.present)
-    table = pixels.mean(("night", "frame", "y", "x"), dtype="float64").compute()
-    console.print(table.to_pandas().round(2).to_string())
+    # a tiny experiment may have one plant or one step: those are then not dims at all
+    over = [d for d in pixels.dims if d not in ("barcode", "param")]
+    table = pixels.mean(over, dtype="float64").compute()
+    console.print(table.to_pandas().round(2).to_string() if table.ndim else f"{float(table):.2f}")
     heading("4. verify: every file still there and unchanged")
     report = verify(m)
     console.print(f"{report.checked} files checked: " + ("ok" if report.ok else "PROBLEMS"))
@@ -57,7 +60,8 @@ def next_steps(manifest: Path) -> list[str]:
     python = sys.executable
     script = Path(python).with_name("imagezarr.exe" if os.name == "nt" else "imagezarr")
     cli = [str(script)] if script.exists() else [python, "-m", "imagezarr"]
-    code = f"import imagezarr; print(imagezarr.open_dataset({str(manifest)!r}))"
+    # a double-quoted literal: shell quoting of the whole -c argument stays simple
+    code = f"import imagezarr; print(imagezarr.open_dataset({json.dumps(str(manifest), ensure_ascii=False)}))"
     quote = subprocess.list2cmdline if os.name == "nt" else shlex.join
     return [
         quote([python, "-c", code]),

@@ -169,6 +169,7 @@ def make_psii_experiment(
     root = Path(directory)
     rng = np.random.default_rng(seed)
     visits = [(p, n) for p in range(plants) for n in range(nights)]
+    holes = min(holes, len(visits) - 1)  # a tiny experiment keeps at least one visit
     missing = {visits[int(k)] for k in rng.choice(len(visits), size=holes, replace=False)}
     start = datetime(2020, 5, 31, 21, 0, 0)
     truth: dict[str, np.ndarray] = {}

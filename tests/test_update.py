@@ -134,6 +134,7 @@ def test_watch_saves_each_change_set_and_stops_cleanly(psii, tmp_path):
     out = imagezarr.scan(images, **PSII).save(tmp_path / "exp.imagezarr.json")
     reader = imagezarr.open_dataset(out)  # opened before: must keep reading as it was
     seen: list[tuple[int, int]] = []
+    failures: list[str] = []
     stop = threading.Event()
 
     def heard(diff, new):
@@ -144,7 +145,12 @@ def test_watch_saves_each_change_set_and_stops_cleanly(psii, tmp_path):
     watcher = threading.Thread(
         target=imagezarr.api.watch,
         args=(out,),
-        kwargs={"interval": 0.05, "on_change": heard, "stop": stop},
+        kwargs={
+            "interval": 0.05,
+            "on_change": heard,
+            "on_error": lambda e: failures.append(str(e)),
+            "stop": stop,
+        },
     )
     before = out.read_bytes()
     watcher.start()
@@ -153,6 +159,9 @@ def test_watch_saves_each_change_set_and_stops_cleanly(psii, tmp_path):
     names = sorted(truth)
     for k, frame in enumerate((7, 8)):
         name = names[0].replace("-1.png", f"-{frame}.png")
+        if k == 1:  # a file still being copied in: empty for a while, then complete
+            (images / name).write_bytes(b"")
+            time.sleep(0.3)
         write_image(images / name, psii_image((12, 16), plant=1, step=0, frame=frame, seed=k))
         deadline = time.monotonic() + 20
         while len(seen) <= k and time.monotonic() < deadline:
@@ -160,6 +169,7 @@ def test_watch_saves_each_change_set_and_stops_cleanly(psii, tmp_path):
     watcher.join(timeout=20)
     assert not watcher.is_alive()
     assert seen == [(1, len(truth) + 1), (1, len(truth) + 2)]
+    assert any("empty file" in f for f in failures)  # the half-copied file: retried, not fatal
     assert len(imagezarr.load_manifest(out).files) == len(truth) + 2
     assert 7 not in reader.frame.values  # the old reader still sees its own manifest
     assert reader.image.isel(frame=0).values.any()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -9,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .discover import FileTable
-from .errors import LayoutError, ProbeError
+from .errors import ImageZarrError, LayoutError, ProbeError
 from .layout import Derivation, Exclusion, LayoutSpec, Lookup, Table, arrange
 from .layout.arrange import minority_images
 from .layout.match import OTHER_SIGNATURE, UNREADABLE
@@ -255,6 +256,7 @@ def watch(
     check: Check = "mtime",
     storage_options: Mapping[str, Any] | None = None,
     on_change: Callable[[FileDiff, Manifest], None] | None = None,
+    on_error: Callable[[ImageZarrError], None] | None = None,
     stop: threading.Event | None = None,
     rounds: int | None = None,
 ) -> int:
@@ -264,15 +266,23 @@ def watch(
     Readers holding the previous manifest keep reading it as it was: a save replaces the file
     in one rename and never touches the images. Runs until ``stop`` is set, ``rounds``
     updates were made, or Ctrl-C; ``on_change(diff, manifest)`` hears of each change set.
-    Returns how many change sets were saved.
+    A round that fails (a file still being copied in reads as a broken image) changes
+    nothing and is tried again at the next interval; ``on_error(error)`` hears of it (by
+    default it is logged as a warning). Returns how many change sets were saved.
     """
     stop = stop or threading.Event()
     current = as_manifest(manifest, storage_options=storage_options)
     target = manifest if output is None else output
     saved = done = 0
     while rounds is None or done < rounds:
-        new, diff = update(current, check=check)
         done += 1
+        try:
+            new, diff = update(current, check=check)
+        except ImageZarrError as e:
+            (on_error or _log_watch_error)(e)
+            if stop.wait(interval):
+                break
+            continue
         if diff.any:
             new.save(target, force=output is None)
             current, saved = new, saved + 1
@@ -281,6 +291,10 @@ def watch(
         if stop.wait(interval):
             break
     return saved
+
+
+def _log_watch_error(error: ImageZarrError) -> None:
+    logging.getLogger(__name__).warning("update failed, trying again: %s", error)
 
 
 def open_store(

@@ -61,7 +61,8 @@ def next_steps(manifest: Path) -> list[str]:
     script = Path(python).with_name("imagezarr.exe" if os.name == "nt" else "imagezarr")
     cli = [str(script)] if script.exists() else [python, "-m", "imagezarr"]
     # a double-quoted literal: shell quoting of the whole -c argument stays simple
-    code = f"import imagezarr; print(imagezarr.open_dataset({json.dumps(str(manifest), ensure_ascii=False)}))"
+    literal = json.dumps(str(manifest), ensure_ascii=False)
+    code = f"import imagezarr; print(imagezarr.open_dataset({literal}))"
     quote = subprocess.list2cmdline if os.name == "nt" else shlex.join
     return [
         quote([python, "-c", code]),

@@ -110,6 +110,10 @@ def _watch(manifest: str, output: str | None, interval: float, check: str, optio
             soft_wrap=True,
         )
 
+    def failed(error: Exception) -> None:
+        when = datetime.now().isoformat(sep=" ", timespec="seconds")
+        console.print(f"{when}: not updated, trying again: {error}", soft_wrap=True)
+
     console.print(f"watching {manifest} every {interval:g} s; Ctrl-C stops", soft_wrap=True)
     try:
         api.watch(
@@ -119,6 +123,7 @@ def _watch(manifest: str, output: str | None, interval: float, check: str, optio
             check=check,  # type: ignore[arg-type]
             storage_options=options,
             on_change=said,
+            on_error=failed,
         )
     except KeyboardInterrupt:
         console.print("stopped")

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import UnsafePathError
 
-__all__ = ["check_all_relative", "check_relative", "portable_problem"]
+__all__ = ["check_all_relative", "check_relative", "portable_problems"]
 
 # Windows reads these component names as devices, whatever the case, the extension or
 # trailing spaces ("nul", "NUL.png", "com1 .tif"); ¹²³ count as digits there
@@ -165,11 +165,20 @@ def _problem(path: str) -> str | None:
     return None
 
 
-def portable_problem(path: str) -> str | None:
-    """Why the relative path ``path`` could not be a manifest entry (it would not be one
-    file on Windows, or leaves the root), or ``None``.
 
-    >>> portable_problem("night 1/A1.png") is None, portable_problem("t_12:00.png")
-    (True, "a drive or stream in 't_12:00.png'")
+def portable_problems(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """``(path, why)`` for every relative path that could not be a manifest entry (it would
+    not be one file on Windows, or leaves the root); the bulk check of a listing, so that
+    only suspicious paths are looked at one by one.
+
+    >>> portable_problems(["night 1/A1.png", "t_12:00.png"])
+    [('t_12:00.png', "a drive or stream in 't_12:00.png'")]
     """
-    return _problem(path)
+    if not paths:
+        return []
+    joined = "\x00".join(paths).encode("utf-8", "surrogatepass")
+    if joined.count(b"\x00") != len(paths) - 1:
+        suspects: Iterable[int] = range(len(paths))
+    else:
+        suspects = _suspects(joined)
+    return [(paths[i], why) for i in suspects if (why := _problem(paths[i])) is not None]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from ..errors import DiscoveryError
-from ..paths import portable_problem
+from ..paths import portable_problems
 from ._types import FileEntry, FileStat
 from ._write import write_atomic
 
@@ -171,15 +171,12 @@ class LocalRoot:
         if not os.path.isdir(self.path):
             msg = f"source folder {self.path!r} does not exist or is not a folder"
             raise DiscoveryError(msg)
-        out, undecodable, outside, unportable = [], [], [], []
+        out, undecodable, outside = [], [], []
         for rel, entry in _walk(self.path):
             if not rel.isascii() and not _utf8(rel):
                 undecodable.append(rel)
                 continue
             if not keep(rel):
-                continue
-            if (problem := portable_problem(rel)) is not None:
-                unportable.append(f"{rel!r} ({problem})")
                 continue
             if entry.is_symlink() and not self.allow_outside_root:
                 target = os.path.realpath(entry.path)
@@ -188,6 +185,7 @@ class LocalRoot:
                     continue
             st = entry.stat()
             out.append(FileEntry(rel, st.st_size, st.st_mtime_ns))
+        unportable = [f"{p!r} ({why})" for p, why in portable_problems([e.path for e in out])]
         _raise_listing(self.path, undecodable, outside, unportable)
         return out
 

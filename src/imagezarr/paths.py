@@ -165,7 +165,6 @@ def _problem(path: str) -> str | None:
     return None
 
 
-
 def portable_problems(paths: Sequence[str]) -> list[tuple[str, str]]:
     """``(path, why)`` for every relative path that could not be a manifest entry (it would
     not be one file on Windows, or leaves the root); the bulk check of a listing, so that

@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 import numpy as np
@@ -13,14 +14,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.tree import Tree
 
+from .._format import human_bytes
 from ..manifest import Manifest
 
 __all__ = [
     "check_option",
     "console",
     "heading",
+    "host_option",
     "human_bytes",
     "lazy_progress",
+    "on_error_option",
     "remote_options",
     "storage_options",
     "summary_tree",
@@ -95,18 +99,6 @@ def lazy_progress(label: str, *, quiet: bool = False) -> Iterator[object]:
             bar.stop()
 
 
-def human_bytes(n: int) -> str:
-    """>>> human_bytes(1536)
-    '1.5 KiB'
-    """
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError  # pragma: no cover
-
-
 def _labels(values: tuple[object, ...], limit: int = 4) -> str:
     shown = [v.isoformat(sep=" ") if hasattr(v, "isoformat") else str(v) for v in values[:limit]]
     return ", ".join(shown) + (", ..." if len(values) > limit else "")
@@ -144,6 +136,25 @@ def summary_tree(m: Manifest, *, title: str) -> Tree:
                 over = ", ".join(coord.dims) or "scalar"
                 branch.add(f"{name} ({over}) {coord.kind}")
     return tree
+
+
+def on_error_option(help: str) -> Any:
+    """``--on-error raise|fill`` with the command's own words for what fill does."""
+    return click.option(
+        "--on-error",
+        type=click.Choice(["raise", "fill"]),
+        default="raise",
+        show_default=True,
+        help=help,
+    )
+
+
+host_option = click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; the default reaches this machine only (0.0.0.0: every one).",
+)
 
 
 def echo_tree(tree: Tree) -> None:

@@ -10,7 +10,7 @@ from ..export import FORMATS
 from ..export import export as run_export
 from ..export.icechunk import branch_tip, icechunk_summary
 from ..manifest import load_manifest
-from ._common import check_option, console, lazy_progress
+from ._common import check_option, console, lazy_progress, on_error_option
 
 PROGRESS_LABELS = {"zarr": "copying images", "links": "linking images", "icechunk": "referencing"}
 
@@ -53,12 +53,8 @@ PROGRESS_LABELS = {"zarr": "copying images", "links": "linking images", "icechun
     "say it (t/time, c/channel, z/plane are known).",
 )
 @check_option
-@click.option(
-    "--on-error",
-    type=click.Choice(["raise", "fill"]),
-    default="raise",
-    show_default=True,
-    help="zarr: stop at a missing, changed or undecodable image, or copy it as zeros (warned).",
+@on_error_option(
+    "zarr: stop at a missing, changed or undecodable image, or copy it as zeros (warned)."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 def export(

@@ -9,7 +9,14 @@ import click
 from ..errors import FilledChunkWarning
 from ..manifest import load_manifest
 from ..preview import contact_sheet
-from ._common import check_option, console, err_console, lazy_progress, remote_options
+from ._common import (
+    check_option,
+    console,
+    err_console,
+    lazy_progress,
+    on_error_option,
+    remote_options,
+)
 from ._common import storage_options as parse_options
 
 
@@ -62,13 +69,9 @@ def parse_sel(pairs: tuple[str, ...]) -> dict[str, object]:
 )
 @click.option("--root", help="Read the images from this folder instead of the recorded root.")
 @check_option
-@click.option(
-    "--on-error",
-    type=click.Choice(["raise", "fill"]),
-    default="raise",
-    show_default=True,
-    help="Stop at a missing, changed or undecodable image, or draw its cell crossed in red "
-    "(and name the file).",
+@on_error_option(
+    "Stop at a missing, changed or undecodable image, or draw its cell crossed in red "
+    "(and name the file)."
 )
 @remote_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")

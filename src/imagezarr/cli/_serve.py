@@ -5,17 +5,12 @@ from __future__ import annotations
 import click
 
 from ..manifest import load_manifest
-from ._common import check_option, console, remote_options, storage_options
+from ._common import check_option, console, host_option, remote_options, storage_options
 
 
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on; the default reaches this machine only (0.0.0.0: every one).",
-)
+@host_option
 @click.option("--port", type=int, default=8000, show_default=True, help="0 picks a free port.")
 @click.option(
     "--codec",

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import click
 
 from ..manifest import load_manifest
-from ._common import check_option, console, remote_options, storage_options
+from ._common import check_option, console, host_option, remote_options, storage_options
 
 
 def viewer_url(url: str, token: str | None = None, group: str | None = None) -> str:
@@ -29,12 +29,7 @@ def viewer_url(url: str, token: str | None = None, group: str | None = None) -> 
 
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on; the default reaches this machine only (0.0.0.0: every one).",
-)
+@host_option
 @click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
 @click.option(
     "--token",

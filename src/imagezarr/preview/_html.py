@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._format import human_bytes
 from ..manifest import Manifest
 from ._select import cell_positions, format_label, labels_of, select
 
@@ -23,15 +24,6 @@ SHEET_SIZE = 96  # px, longer side of a notebook thumbnail
 SHEET_BYTES = 64 * 2**20  # read at most this much for the notebook sheet
 LABELS_SHOWN = 4
 GROUPS_SHOWN = 20  # table rows; a manifest of a thousand plants stays readable
-
-
-def _bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError  # pragma: no cover
 
 
 def _labels(values: tuple[Any, ...]) -> str:
@@ -120,7 +112,8 @@ def summary_html(m: Manifest) -> str:
     """The manifest as HTML for notebooks (``Manifest._repr_html_``); never raises."""
     formats = ", ".join(sorted({n.image.format for n in m.nodes})) or "-"
     head = (
-        f"<b>imagezarr manifest</b>: {len(m.files)} files, {_bytes(m.total_bytes)} referenced, "
+        f"<b>imagezarr manifest</b>: {len(m.files)} files, "
+        f"{human_bytes(m.total_bytes)} referenced, "
         f"format {html.escape(formats)}; root <code>{html.escape(m.root)}</code>"
     )
     parts = [f"<div>{head}</div>"]

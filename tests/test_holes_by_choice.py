@@ -93,3 +93,15 @@ def test_zarr_copy_can_fill(broken, tmp_path):
 def test_on_error_is_checked():
     with pytest.raises(ValueError, match="on_error must be 'raise' or 'fill'"):
         imagezarr.open_store(imagezarr.testing.small_manifest(), on_error="ignore")
+
+
+def test_a_store_handed_to_xarray_takes_the_options_given_there(broken):
+    import xarray as xr
+
+    from imagezarr.xarray_backend import ImageZarrBackendEntrypoint
+
+    saved, _, _ = broken
+    store = imagezarr.open_store(saved)  # on_error="raise"
+    ds = xr.open_dataset(store, engine=ImageZarrBackendEntrypoint, on_error="fill")
+    with pytest.warns(FilledChunkWarning):
+        ds.image.values  # noqa: B018

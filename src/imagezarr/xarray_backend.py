@@ -16,18 +16,28 @@ from xarray.backends import BackendEntrypoint
 from xarray.backends.zarr import ZarrBackendEntrypoint
 
 from .manifest import SUFFIX, Manifest
+from .roots import normalize_check
 from .store import ImageZarrStore
 
 __all__ = ["ImageZarrBackendEntrypoint"]
 
 
 def _store(obj: Any, **options: Any) -> ImageZarrStore:
-    """The store to read: ``obj`` itself when it is one and no option changes it."""
+    """The store to read: ``obj`` itself when it is one and no option changes it.
+
+    A store keeps its own ``check`` and ``on_error`` unless the call names others (the
+    defaults ``"mtime"`` and ``"raise"`` do not override a store built otherwise).
+    """
     if isinstance(obj, ImageZarrStore):
+        check = normalize_check(options["check"])
+        options["check"] = obj.check if check == "mtime" else check
+        if options["on_error"] == "raise":
+            options["on_error"] = obj.on_error
         if (
             options["root"] is None
             and options["storage_options"] is None
-            and not (options["allow_outside_root"])
+            and not options["allow_outside_root"]
+            and (options["check"], options["on_error"]) == (obj.check, obj.on_error)
         ):
             return obj
         obj = obj.manifest

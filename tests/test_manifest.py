@@ -372,7 +372,7 @@ def test_packed_columns_allocate_what_they_hold_not_a_bound(psii, tmp_path, pack
 
     def spy(data, out=None):
         got = decode(data, out=out)
-        asked.append((out, len(got)))
+        asked.append((out if isinstance(out, int) else len(out), len(got)))
         return got
 
     monkeypatch.setattr(load.imagecodecs, "zstd_decode", spy)

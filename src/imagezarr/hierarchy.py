@@ -8,7 +8,8 @@ document and coordinate chunk is encoded by zarr's own code.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,8 +21,11 @@ from zarr.registry import get_codec_class
 from .codecs import pin_codecs
 from .layout import Coord, Node
 from .manifest import Manifest
+from .paths import PathColumn
 
-__all__ = ["build_metadata", "chunk_key", "chunk_refs", "image_array_path"]
+__all__ = ["build_metadata", "chunk_key", "chunk_refs", "image_array_path", "path_chunk_shape"]
+
+PATH_CHUNK = 1 << 20  # entries per chunk of the path coordinate: one chunk reads in ~0.1 s
 
 
 def image_array_path(node: Node) -> str:
@@ -122,10 +126,40 @@ def build_metadata(manifest: Manifest) -> Metadata:
     return Metadata({key: buf.to_bytes() for key, buf in mem._store_dict.items()}, deferred)
 
 
-def _path_chunk(paths: list[str], chunks: np.ndarray) -> bytes:
-    # what zarr's vlen-utf8 codec writes (it delegates to numcodecs), with no compressor
-    table = np.array([*paths, ""], dtype=object)  # index -1 -> "" for holes
-    return bytes(VLenUTF8().encode(np.ascontiguousarray(table[chunks])))
+def path_chunk_shape(shape: tuple[int, ...], target: int | None = None) -> tuple[int, ...]:
+    """Chunks of the ``path`` coordinate: whole trailing dims while ``target`` entries hold
+    them, then a slice of the next dim, 1 further out.
+
+    >>> path_chunk_shape((10_000, 50, 4, 5))
+    (1048, 50, 4, 5)
+    >>> path_chunk_shape((3, 4))
+    (3, 4)
+    """
+    out, room = [], target or PATH_CHUNK
+    for size in reversed(shape):
+        take = max(1, min(size, room))
+        out.append(take)
+        room = max(1, room // max(size, 1)) if take == size else 1
+    return tuple(reversed(out))
+
+
+def _path_chunk(paths: Sequence[str], index: np.ndarray) -> bytes:
+    """One chunk of the ``path`` coordinate, ``index`` its file indices (-1: a hole),
+    as zarr's vlen-utf8 codec writes it (it delegates to numcodecs), with no compressor."""
+    flat = index.ravel()
+    valid = flat[flat >= 0]
+    lo, hi = (int(valid.min()), int(valid.max()) + 1) if valid.size else (0, 0)
+    if isinstance(paths, PathColumn) and hi - lo > 3 * valid.size:
+        # files scattered over the table (a grid in another order than the paths): decode
+        # only these, where decoding the whole run would cost more
+        table = np.array([*paths.pick(valid), ""], dtype=object)
+        at = np.full(flat.shape, -1, np.int64)
+        at[flat >= 0] = np.arange(valid.size)
+    else:  # a chunk's files usually lie close together in the table: decode that run
+        run = paths.strings(lo, hi) if isinstance(paths, PathColumn) else list(paths[lo:hi])
+        table = np.array([*run, ""], dtype=object)  # index -1 -> "" for holes
+        at = np.where(flat >= 0, flat - lo, -1)
+    return bytes(VLenUTF8().encode(table[at].reshape(index.shape)))
 
 
 def _add_node(
@@ -138,17 +172,29 @@ def _add_node(
         _array(group, name, data, c.dims, attrs)
         if c.dims != (name,):
             extra.append(name)
+    chunks = path_chunk_shape(node.shape)
     path = group.create_array(
         "path",
         shape=node.shape,
         dtype=str,
-        chunks=node.shape,
+        chunks=chunks,
         compressors=None,
         fill_value="",
         dimension_names=node.dims,
     )
-    key = f"{path.path}/{path.metadata.encode_chunk_key((0,) * len(node.shape))}"
-    deferred[key] = functools.partial(_path_chunk, manifest.files.paths, node.file_index)
+    # edge chunks are whole chunks to zarr: padded with holes (read as the fill value "")
+    pad = [(0, -s % c) for s, c in zip(node.shape, chunks, strict=True)]
+    grid = (
+        np.pad(node.file_index, pad, constant_values=-1)
+        if any(p for _, p in pad)
+        else node.file_index
+    )
+    for at in itertools.product(
+        *(range(-(-s // c)) for s, c in zip(node.shape, chunks, strict=True))
+    ):
+        part = tuple(slice(i * c, (i + 1) * c) for i, c in zip(at, chunks, strict=True))
+        key = f"{path.path}/{path.metadata.encode_chunk_key(at)}"
+        deferred[key] = functools.partial(_path_chunk, manifest.files.paths, grid[part])
     _array(group, "present", node.file_index >= 0, node.dims, {})
     codec = get_codec_class(node.image.codec["name"]).from_dict(node.image.codec)
     group.create_array(

@@ -5,13 +5,14 @@ Shared by discovery (explicit file lists) and manifest loading (hostile document
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import overload
 
 import numpy as np
 
 from .errors import UnsafePathError
 
-__all__ = ["check_all_relative", "check_relative", "portable_problems"]
+__all__ = ["PathColumn", "check_all_relative", "check_relative", "portable_problems"]
 
 # Windows reads these component names as devices, whatever the case, the extension or
 # trailing spaces ("nul", "NUL.png", "com1 .tif"); ¹²³ count as digits there
@@ -44,28 +45,28 @@ _FIRST = np.zeros(256, dtype=bool)  # the first letters of device names, in eith
 _FIRST[[ord(c) | case for c in "CPANL" for case in (0, 0x20)]] = True
 
 
-def check_all_relative(
-    paths: Sequence[str], name: str = "<manifest>", *, joined: bytes | None = None
-) -> None:
+def check_all_relative(paths: Sequence[str], name: str = "<manifest>") -> None:
     """:func:`check_relative` for many paths at once (a million in about a fifth of a second).
 
     The paths are joined by NUL (which no file name contains) into bytes, where vectorised
     comparisons look for every byte or pair of bytes that could be unsafe, block by block so
     that ten million paths need no more than a few blocks' worth of scratch memory. Only the
     paths holding such a byte are then checked one by one, which names the culprit.
-    ``joined`` is ``"\0".join(paths)`` in UTF-8 when the caller has it already (a packed
-    column).
+    A :class:`PathColumn` is checked in place, without a copy.
     """
-    if not paths:
-        return
-    if joined is None:
-        joined = "\x00".join(paths).encode("utf-8", "surrogatepass")
-    if joined.count(b"\x00") != len(paths) - 1:  # a NUL inside a path: no byte view is exact
-        suspects: Iterable[int] = range(len(paths))
-    else:
-        suspects = _suspects(joined)
-    for i in suspects:
+    for i in _suspects_of(paths):
         check_relative(paths[i], name)
+
+
+def _suspects_of(paths: Sequence[str]) -> Iterable[int]:
+    if not paths:
+        return []
+    if isinstance(paths, PathColumn):  # its offsets come from the NULs: none is inside a path
+        return _suspects(paths.data)
+    joined = "\x00".join(paths).encode("utf-8", "surrogatepass")
+    if joined.count(b"\x00") != len(paths) - 1:  # a NUL inside a path: no byte view is exact
+        return range(len(paths))
+    return _suspects(joined)
 
 
 def _suspects(joined: bytes, block: int = 2**22) -> list[int]:
@@ -76,15 +77,18 @@ def _suspects(joined: bytes, block: int = 2**22) -> list[int]:
         end = joined.find(b"\x00", start + block)
         end = len(joined) if end < 0 else end
         piece = b"\x00" + joined[start:end] + b"\x00"  # whole paths, each between two NULs
-        found += [first + int(i) for i in _block_suspects(piece)]
-        first += piece.count(b"\x00") - 1
+        suspects, nuls = _block_suspects(piece)
+        found += [first + int(i) for i in suspects]
+        first += nuls - 1
         start = end + 1
     return found
 
 
-def _block_suspects(raw: bytes) -> np.ndarray:
+def _block_suspects(raw: bytes) -> tuple[np.ndarray, int]:
+    """The suspects of a block of whole paths, and the block's number of NULs."""
     data = np.frombuffer(raw, np.uint8)
     sep = data == _NUL
+    nuls = int(np.count_nonzero(sep))
     sep |= data == _SEP
     # empty or absolute paths and empty components (a separator before a separator), and
     # components ending in a dot or a space ("..", "a.", "b "): a byte before a separator
@@ -94,13 +98,13 @@ def _block_suspects(raw: bytes) -> np.ndarray:
     before &= sep[1:]
     devices = _devices(data, sep)
     if not (b":" in raw or b"\\" in raw or before.any() or devices.size):
-        return devices
+        return devices, nuls
     bad = (data == _COLON) | (data == _BACKSLASH)
     bad[:-1] |= before
     bad[devices] = True
     # the path each suspicious byte belongs to: path i lies between NUL i and NUL i + 1
     owners = np.searchsorted(np.flatnonzero(data == _NUL), np.flatnonzero(bad), "right") - 1
-    return np.unique(owners)
+    return np.unique(owners), nuls
 
 
 def _devices(data: np.ndarray, sep: np.ndarray) -> np.ndarray:
@@ -173,11 +177,107 @@ def portable_problems(paths: Sequence[str]) -> list[tuple[str, str]]:
     >>> portable_problems(["night 1/A1.png", "t_12:00.png"])
     [('t_12:00.png', "a drive or stream in 't_12:00.png'")]
     """
-    if not paths:
-        return []
-    joined = "\x00".join(paths).encode("utf-8", "surrogatepass")
-    if joined.count(b"\x00") != len(paths) - 1:
-        suspects: Iterable[int] = range(len(paths))
-    else:
-        suspects = _suspects(joined)
-    return [(paths[i], why) for i in suspects if (why := _problem(paths[i])) is not None]
+    return [(paths[i], why) for i in _suspects_of(paths) if (why := _problem(paths[i])) is not None]
+
+
+class PathColumn(Sequence[str]):
+    """Many relative paths held as one NUL-joined UTF-8 buffer and an offset per path.
+
+    Ten million paths cost their bytes plus 8 bytes each here, where a list of ``str`` costs
+    about 80 bytes more per path and seconds to build: a large manifest loads its packed
+    path column as it is and decodes a path only when one is asked for. No library offers
+    a plain, picklable string column without pulling in Arrow, hence this small class.
+
+    >>> c = PathColumn.from_paths(["a.png", "nacht 2/b.png"])
+    >>> len(c), c[1], list(c), c == ["a.png", "nacht 2/b.png"]
+    (2, 'nacht 2/b.png', ['a.png', 'nacht 2/b.png'], True)
+    """
+
+    __slots__ = ("data", "offsets")
+    _BLOCK = 1 << 16  # paths decoded together when iterating
+
+    def __init__(self, data: bytes, offsets: np.ndarray) -> None:
+        #: the paths joined by NUL, in UTF-8 (NUL is in no file name)
+        self.data = data
+        #: path ``i`` is ``data[offsets[i]:offsets[i + 1] - 1]`` (``len(data) + 1`` ends it)
+        self.offsets = offsets
+
+    @classmethod
+    def from_joined(cls, data: bytes, block: int = 1 << 24) -> PathColumn:
+        """The column of ``"\\0".join(paths).encode()`` (one or more paths), scanned in
+        blocks so that ten million paths need no more scratch memory than a block's worth."""
+        raw = np.frombuffer(data, np.uint8)
+        parts = [np.zeros(1, np.int64)]
+        for start in range(0, raw.size, block):
+            parts.append(np.flatnonzero(raw[start : start + block] == 0) + (start + 1))
+        parts.append(np.array([raw.size + 1], np.int64))
+        return cls(data, np.concatenate(parts))
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[str]) -> PathColumn:
+        if isinstance(paths, PathColumn):
+            return paths
+        paths = list(paths)
+        if not paths:  # b"" alone would read as one empty path
+            return cls(b"", np.zeros(1, np.int64))
+        return cls.from_joined("\x00".join(paths).encode("utf-8", "surrogatepass"))
+
+    def __len__(self) -> int:
+        return self.offsets.size - 1
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> PathColumn: ...
+    def __getitem__(self, index: int | slice) -> str | PathColumn:
+        if isinstance(index, slice):
+            return self.take(np.arange(len(self))[index])
+        n = len(self)
+        i = int(index) + n if index < 0 else int(index)
+        if not 0 <= i < n:
+            msg = f"path index {index} out of range for {n} paths"
+            raise IndexError(msg)
+        start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+        return self.data[start : end - 1].decode("utf-8", "surrogatepass")
+
+    def strings(self, start: int, stop: int) -> list[str]:
+        """Paths ``start`` to ``stop - 1``, decoded together (fast for long runs)."""
+        if start >= stop:
+            return []
+        a, b = int(self.offsets[start]), int(self.offsets[stop]) - 1
+        return self.data[a:b].decode("utf-8", "surrogatepass").split("\x00")
+
+    def pick(self, index: np.ndarray) -> list[str]:
+        """The paths at ``index`` (an integer array), decoded one by one."""
+        data, starts, ends = self.data, self.offsets[index], self.offsets[index + 1] - 1
+        return [
+            data[a:b].decode("utf-8", "surrogatepass")
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
+
+    def __iter__(self) -> Iterator[str]:
+        for start in range(0, len(self), self._BLOCK):
+            yield from self.strings(start, min(start + self._BLOCK, len(self)))
+
+    def take(self, index: np.ndarray) -> PathColumn:
+        """The paths at ``index`` (an integer array), as a new column."""
+        return PathColumn.from_paths(self.pick(np.asarray(index, np.int64)))
+
+    def lengths(self) -> np.ndarray:
+        """The UTF-8 length of every path."""
+        return np.diff(self.offsets) - 1
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PathColumn):
+            return self.data == other.data
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PathColumn({len(self)} paths, {len(self.data)} bytes)"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (PathColumn, (self.data, self.offsets))

@@ -7,6 +7,7 @@ allocate, and file entries may not leave the root.
 from __future__ import annotations
 
 import base64
+import codecs
 import functools
 import inspect
 import json
@@ -27,7 +28,7 @@ from ..discover import FileTable
 from ..errors import LayoutError, ManifestError, ManifestVersionError, UnsafePathError
 from ..layout import Coord, Exclusion, LayoutSpec, Node
 from ..layout.spec import RESERVED
-from ..paths import check_all_relative
+from ..paths import PathColumn, check_all_relative
 from ..probe import ImageInfo
 from ..roots import (
     READ_ERRORS,
@@ -257,7 +258,7 @@ class _Validator:
         except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
             self.fail(unplain(doc))
 
-    def unpack(self, value: str, limit: int, what: str) -> bytes:
+    def unpack(self, value: str, limit: int, what: str, *, array: bool = False) -> Any:
         """Decode a packed column, never decompressing more than ``limit`` bytes.
 
         The zstd frame declares its decompressed size, which is checked against ``limit``
@@ -279,14 +280,28 @@ class _Validator:
             "entries can hold",
         )
         if size == 0:
-            return b""
+            return np.empty(0, np.uint8) if array else b""
         try:
-            raw = bytes(imagecodecs.zstd_decode(data, out=size))
+            # decoded straight into bytes, or into a writable array for integer columns
+            raw = imagecodecs.zstd_decode(data, out=np.empty(size, np.uint8) if array else size)
         except (ValueError, imagecodecs.ZstdError, MemoryError) as e:
             msg = f"{self.name}: invalid manifest: {what} does not unpack ({e!r})"
             raise ManifestError(msg) from e
         self.check(len(raw) == size, f"{what} does not unpack: {len(raw)} of {size} bytes")
         return raw
+
+    def utf8(self, raw: bytes, what: str) -> None:
+        """Refuse bytes that are not UTF-8 without decoding them into one large string."""
+        if raw.isascii():  # the common case, checked in C a word at a time
+            return
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        view, block = memoryview(raw), 1 << 24
+        try:
+            for start in range(0, len(raw), block):
+                decoder.decode(view[start : start + block], final=start + block >= len(raw))
+        except UnicodeDecodeError as e:
+            msg = f"{self.name}: invalid manifest: {what} is not UTF-8 ({e})"
+            raise ManifestError(msg) from e
 
     def text(self, raw: bytes, what: str) -> str:
         try:
@@ -297,9 +312,9 @@ class _Validator:
 
     def ints(self, value: Any, count: int, what: str) -> np.ndarray:
         if isinstance(value, str):
-            raw = self.unpack(value, count * 8, what)
+            raw = self.unpack(value, count * 8, what, array=True)
             self.check(len(raw) == count * 8, f"{what}: length")
-            return np.frombuffer(raw, dtype="<i8").astype(np.int64)
+            return raw.view("<i8").astype(np.int64, copy=False)
         self.typed(value, list, what)
         self.check(len(value) == count, f"{what}: length {len(value)}, expected {count}")
         self.check(all(type(v) is int for v in value), f"{what}: values must be integers")
@@ -313,10 +328,11 @@ class _Validator:
         paths = doc.get("path")
         count = doc.get("count", len(paths) if isinstance(paths, list) else None)
         count = self.integer(count, "files.count", low=0, high=MAX_FILES)
-        joined = None  # the packed bytes, which the bulk path check reads without a copy
         if isinstance(paths, str):
             joined = self.unpack(paths, count * MAX_PATH_BYTES, "files.path")
-            paths = self.text(joined, "files.path").split("\0") if count else []
+            self.utf8(joined, "files.path")
+            # kept packed: ten million str objects would cost seconds and gigabytes
+            paths = PathColumn.from_joined(joined) if count else []
         else:
             self.typed(paths, list, "files.path")
             self.check(all(type(p) is str for p in paths), "files.path must hold strings")
@@ -327,7 +343,7 @@ class _Validator:
         etags = self.strings(doc.get("etag"), count, "files.etag", _ETAG, 1024)
         sums = self.strings(doc.get("checksum"), count, "files.checksum", _CHECKSUM, 22)
         if not allow_outside:
-            check_all_relative(paths, self.name, joined=joined)
+            check_all_relative(paths, self.name)
         return FileTable(paths, sizes, mtimes, etags, sums)
 
     def strings(

@@ -23,6 +23,7 @@ from .._version import __version__
 from ..discover import FileTable
 from ..errors import ManifestError
 from ..layout import Exclusion, LayoutSpec, Node
+from ..paths import PathColumn
 from ..roots import (
     Check,
     Root,
@@ -232,7 +233,8 @@ def _files_json(files: FileTable) -> dict[str, Any]:
         paths: list[str] | str = list(files.paths)
     else:
         # NUL cannot occur in a file name, so it separates paths unambiguously
-        paths = _pack("\0".join(files.paths).encode())
+        joined = files.paths.data if isinstance(files.paths, PathColumn) else None
+        paths = _pack(joined or "\0".join(files.paths).encode())
     out: dict[str, Any] = {
         "count": len(files),
         "path": paths,

@@ -138,12 +138,19 @@ def bare_scan(root: Path) -> Callable[[], object]:
     return run
 
 
-def measure(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+def measure(
+    cases: dict[str, Callable[[], object]],
+    rounds: int,
+    setup: Callable[[], object] | None = None,
+) -> dict[str, list[float]]:
+    """Median-ready timings; ``setup`` runs untimed before every timed call."""
     times: dict[str, list[float]] = {k: [] for k in cases}
     for fn in cases.values():  # warm-up: page cache, imports, codec registry
         fn()
     for _ in range(rounds):
         for name, fn in cases.items():  # interleaved, so drift hits every contender alike
+            if setup is not None:
+                setup()
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
@@ -226,6 +233,16 @@ def bench_scan(work: Path, n: int, rounds: int) -> None:
     table(f"Scan of {n:,} small PNGs", measure(cases, rounds), "scandir+64B", items=n)
 
 
+def evict_contents(folder: Path) -> None:
+    """Drop the cached contents of every file below ``folder`` (Linux: posix_fadvise)."""
+    for path in folder.rglob("*.png"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def bench_update(work: Path, n: int, rounds: int) -> None:
     """Incremental update with 1% new files vs a full scan of the same folder."""
     folder = work / f"small{n}"
@@ -242,6 +259,14 @@ def bench_update(work: Path, n: int, rounds: int) -> None:
         "imagezarr.update (1% new)": lambda: imagezarr.update(saved),
     }
     table(f"Update of {n:,} small PNGs, 1% new", measure(cases, rounds), "full scan", items=n)
+    if hasattr(os, "posix_fadvise"):
+        # file contents out of the page cache, metadata still cached: what a large experiment
+        # looks like (30 GB of images do not stay cached), without needing root to drop caches
+        times = measure(cases, rounds, setup=lambda: evict_contents(folder))
+        title = f"Update of {n:,} small PNGs, 1% new, file contents not in the page cache"
+        table(title, times, "full scan", items=n)
+    else:
+        print("\n(no posix_fadvise here: the update with file contents out of cache is skipped)")
     for new in folder.glob("d*/new*.png"):
         new.unlink()
 
@@ -263,8 +288,12 @@ if step == "save":
     synthetic_manifest(plants=plants).save(path, absolute_root=True)
 elif step == "load":
     imagezarr.load_manifest(path)
-else:
+elif step == "open_dataset":
     imagezarr.open_dataset(path)
+else:  # the first read of the path coordinate, after opening (not timed)
+    ds = imagezarr.open_dataset(path)
+    t0 = time.perf_counter()
+    ds.path.values
 dt = time.perf_counter() - t0
 # VmHWM belongs to this process image; ru_maxrss would carry the parent's peak over the fork
 hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")]
@@ -274,27 +303,34 @@ print(json.dumps({"seconds": dt, "peak_mib": peak}))
 """
 
 
-def bench_manifest(work: Path, plants: int) -> None:
-    """1M entries = 1000 plants x 50 days x 4 steps x 5 frames; steps in fresh processes."""
-    path = work / "synthetic.imagezarr.json"
-    n = plants * 50 * 4 * 5
+def bench_manifest(work: Path, sizes: list[int]) -> None:
+    """Save, load, open and first ``path`` read of synthetic manifests, each step in a fresh
+    process; plants of 1000 entries (1M entries = 1000 plants x 50 days x 4 steps x 5 frames).
+    The per-entry cost should stay flat from the smallest size to the largest."""
+    steps = ("save", "load", "open_dataset", "first path read")
     rows = []
-    for step in ("save", "load", "open_dataset"):
-        run = subprocess.run(
-            [sys.executable, "-c", _STEP, step, str(path), str(plants)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        rows.append((step, json.loads(run.stdout.strip().splitlines()[-1])))
-    size = path.stat().st_size
-    print(
-        f"\n## Manifest of {n:,} synthetic entries: {size / 1e6:.1f} MB on disk "
-        f"({size / n:.1f} bytes/entry)\n"
-    )
-    print("| step | seconds | peak RSS MiB (whole process, imports included) |\n|---|---:|---:|")
-    for step, r in rows:
-        print(f"| {step} | {r['seconds']:.2f} | {r['peak_mib']:.0f} |")
+    for plants in sizes:
+        path = work / f"synthetic-{plants}.imagezarr.json"
+        for step in steps:
+            run = subprocess.run(
+                [sys.executable, "-c", _STEP, step, str(path), str(plants)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            rows.append((plants * 1000, step, json.loads(run.stdout.strip().splitlines()[-1])))
+        size = path.stat().st_size
+        rows.append((plants * 1000, "size", {"seconds": size / 1e6, "peak_mib": 0.0}))
+    print("\n## Manifests of synthetic entries (each step in a fresh process)\n")
+    print("| entries | step | seconds | µs per entry | peak RSS MiB (whole process) |")
+    print("|---:|---|---:|---:|---:|")
+    for n, step, r in rows:
+        if step == "size":
+            mb = r["seconds"]
+            print(f"| {n:,} | size on disk | {mb:.1f} MB | {mb * 1e6 / n:.1f} B | |")
+            continue
+        per = r["seconds"] * 1e6 / n
+        print(f"| {n:,} | {step} | {r['seconds']:.2f} | {per:.2f} | {r['peak_mib']:.0f} |")
 
 
 def bench_memory(work: Path, sizes: tuple[int, ...]) -> None:
@@ -319,14 +355,16 @@ def bench_memory(work: Path, sizes: tuple[int, ...]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--files", type=int, default=400, help="camera-size PNGs to read")
+    ap.add_argument("--files", type=int, default=400, help="camera-size PNGs to read (0 to skip)")
     ap.add_argument("--scan", type=int, nargs="*", default=[10_000], help="scan sizes")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument(
         "--manifest-plants",
         type=int,
-        default=1000,
-        help="synthetic manifest size in plants of 200 entries (0 to skip)",
+        nargs="*",
+        default=[1000],
+        help="synthetic manifest sizes in plants of 1,000 entries (none to skip); "
+        "100 1000 10000 = 100k, 1M, 10M entries",
     )
     ap.add_argument(
         "--memory",
@@ -343,8 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
-        bench_read(work, args.files, args.rounds)
-        bench_scan_camera(work, args.files, args.rounds)
+        if args.files:
+            bench_read(work, args.files, args.rounds)
+            bench_scan_camera(work, args.files, args.rounds)
         for n in args.scan:
             bench_scan(work, n, max(1, args.rounds // 2))
             bench_update(work, n, max(1, args.rounds // 2))

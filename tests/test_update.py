@@ -185,3 +185,35 @@ def test_cli_watch_stops_on_ctrl_c(psii, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(imagezarr.api, "watch", interrupted)
     assert main(["update", str(out), "--watch", "--interval", "0.1"]) == 0
     assert "stopped" in capsys.readouterr().out
+
+
+def test_update_sorts_new_labels_in_among_the_kept_ones(psii, tmp_path):
+    """An update reuses the recorded label order (no natural sort of every label again) and
+    places new labels where a full scan would: the result equals a full re-scan."""
+    images, truth = psii
+    out = imagezarr.scan(images, **PSII).save(tmp_path / "exp.imagezarr.json")
+    night = sorted(truth)[0].split("/")[0]
+    for plant in (0, 13, 100):  # before A1, between A12 and A100, after everything
+        name = f"{night}/A{plant}-doi-20200531T210000-PSII0-1.png"
+        write_image(images / name, psii_image((12, 16), plant=plant, step=0, frame=1, seed=5))
+    for gone in [n for n in truth if "/A5-" in n]:  # a label that disappears
+        (images / gone).unlink()
+    new, diff = imagezarr.update(out)
+    assert len(diff.added) == 3
+    full = imagezarr.scan(images, layout=new.layout)
+    for name in new.nodes[0].dims:
+        assert new.nodes[0].coords[name].values == full.nodes[0].coords[name].values
+    labels = new.nodes[0].coords["barcode"].values
+    assert labels[:2] == ("A0", "A1")
+    assert labels[-3:] == ("A12", "A13", "A100")
+    assert "A5" not in labels
+    assert new.nodes[0].file_index.tolist() == full.nodes[0].file_index.tolist()
+
+
+def test_label_order_of_an_earlier_scan_is_reused_only_for_the_same_types():
+    from imagezarr.layout.arrange import _sorted_labels
+
+    assert _sorted_labels([2.5, 1.0], known=[1, 2]) == [1.0, 2.5]  # int labels became float
+    assert _sorted_labels(["b", "a"], known=[1]) == ["a", "b"]
+    assert _sorted_labels([3, 1, 2], known=[3, 1]) == [3, 1, 2]  # the recorded order is kept
+    assert _sorted_labels(["x"], known=["y"]) == ["x"]

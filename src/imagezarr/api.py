@@ -195,6 +195,7 @@ def scan(
         [got.infos[i] for i in good],  # type: ignore[misc]
         spec,
         notes=notes,
+        previous=reuse.nodes if reuse is not None else (),  # an update keeps label order
     )
     return Manifest(
         root=got.root.url,

@@ -81,8 +81,9 @@ def discover(
 
 def _warn_case_collisions(entries: Sequence[FileEntry]) -> None:
     """Warn about paths that differ only in case: one file on Windows and macOS."""
-    if len({e.path.casefold() for e in entries}) == len(entries):
-        return  # the common case, decided in one pass
+    # the common case, decided by one casefold of all paths at once (NUL folds to itself)
+    if len(set("\0".join(e.path for e in entries).casefold().split("\0"))) == len(entries):
+        return
     seen: dict[str, str] = {}
     clashes = []
     for e in entries:

@@ -159,15 +159,21 @@ def _reusable(entries: list[FileEntry], reuse: Manifest | None) -> list[int]:
     at = np.where(hit, old, 0)
     # identical size and time (the common case) in bulk; the rest through the freshness check
     same = hit & (reuse.files.sizes[at] == sizes) & (reuse.files.mtimes[at] == mtimes)
-    out = []
-    for k, e in enumerate(entries):
-        i = int(old[k])
-        fresh = i >= 0 and (
-            (same[k] and (reuse.files.etags is None or reuse.files.etags[i] == e.etag))
-            or stale(reuse.files[i], e.stat, "mtime") is None
+    etags = reuse.files.etags
+    if etags is not None:
+        same &= np.fromiter(
+            (
+                not s or etags[i] == e.etag
+                for s, i, e in zip(same, at.tolist(), entries, strict=True)
+            ),
+            bool,
+            len(entries),
         )
-        out.append(i if fresh else -1)
-    return out
+    out = np.where(same, old, -1)
+    for k in np.flatnonzero(hit & ~same).tolist():
+        i = int(old[k])
+        out[k] = i if stale(reuse.files[i], entries[k].stat, "mtime") is None else -1
+    return out.tolist()
 
 
 def _images_by_file(reuse: Manifest) -> dict[int, ImageInfo]:

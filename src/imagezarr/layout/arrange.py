@@ -8,6 +8,7 @@ fewest dims that determine it.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -133,13 +134,15 @@ def arrange(
     spec: LayoutSpec,
     *,
     notes: list[str] | None = None,
+    previous: Sequence[Node] = (),
 ) -> list[Node]:
     """Arrange files into groups of labeled grids.
 
     ``paths[i]``, ``fields[i]`` and ``infos[i]`` describe file ``i`` (its index in the file
     table). Without ``spec.dims`` the dims are chosen (:func:`choose_dims`); lines saying
     what was chosen and why are appended to ``notes``. Raises :class:`DuplicateIndexError`
-    or :class:`InconsistentImagesError`.
+    or :class:`InconsistentImagesError`. ``previous`` are the nodes of an earlier scan
+    (an update): their labels keep their order and only new labels are sorted in.
     """
     groups = _group_members(fields, spec.group_by)
     if spec.on_mismatch == "split":
@@ -161,7 +164,8 @@ def arrange(
             raise LayoutError(msg)
         names[path] = key
         attrs = {g: _jsonable(v) for g, v in zip(spec.group_by, key, strict=False)}
-        nodes.append(_build_node(path, attrs, groups[key], paths, fields, infos, spec))
+        known = {c: v.values for n in previous if n.path == path for c, v in n.coords.items()}
+        nodes.append(_build_node(path, attrs, groups[key], paths, fields, infos, spec, known))
     if choice is not None and notes is not None:
         notes.extend(_explain(choice, nodes))
     elif candidates is not None and spec.dims is not None and fields:
@@ -282,6 +286,7 @@ def _build_node(
     fields: Sequence[Mapping[str, Value]],
     infos: Sequence[ImageInfo],
     spec: LayoutSpec,
+    known: Mapping[str, Sequence[Value]],
 ) -> Node:
     where = f"array {path + '/image' if path else 'image'!r}"
     image = _common_image(where, members, paths, infos)
@@ -289,7 +294,7 @@ def _build_node(
     columns = {d: [fields[i][d] for i in members] for d in dims}
     for d in dims:
         _kind([v for v in columns[d] if v is not None], d)  # one kind, so values sort
-    labels = {d: _sorted_labels(columns[d]) for d in dims}
+    labels = {d: _sorted_labels(columns[d], known.get(d, ())) for d in dims}
     shape = tuple(len(labels[d]) for d in dims)
     chunks = np.full(shape, -1, dtype=np.int64)
     # per dim, the label position of every member; zipped, the slot of every member
@@ -315,15 +320,37 @@ def _build_node(
     return Node(path, dict(attrs), dims, image, coords, chunks)
 
 
-def _sorted_labels(values: Sequence[Value]) -> list[Value]:
-    """The distinct values in label order."""
+def _sorted_labels(values: Sequence[Value], known: Sequence[Value] = ()) -> list[Value]:
+    """The distinct values in label order; ``known`` is the label order of an earlier scan,
+    kept for the values still present, with the new ones sorted in among them.
+
+    >>> _sorted_labels(["A10", "A2", "A1", "A2"])
+    ['A1', 'A2', 'A10']
+    >>> _sorted_labels(["A3", "A10", "A1"], known=["A1", "A2", "A10"])
+    ['A1', 'A3', 'A10']
+    """
     # dict.fromkeys keeps the input order, which is nearly sorted already (files come in path
     # order), so the sort is close to linear; a set's hash order made it 40% of arrange
-    unique = list(dict.fromkeys(values))
-    if all(type(v) is str for v in unique):
-        # as _sort_key orders them, without a second call per value
-        return sorted(unique, key=natural_key)  # type: ignore[arg-type]
-    return sorted(unique, key=_sort_key)
+    distinct = dict.fromkeys(values)
+    unique = list(distinct)
+    kinds = {type(v) for v in unique}
+    # as _sort_key orders them; for strings without a second call per value
+    key = natural_key if kinds == {str} else _sort_key
+    # an earlier order is only reused for labels of the very same types (1 == 1.0 == True)
+    if not known or {type(v) for v in known} != kinds:
+        return sorted(unique, key=key)  # type: ignore[arg-type]
+    # natural keys of 100,000 labels cost most of an update: sort the new labels only and
+    # find their places among the kept ones by bisection (a few keys each)
+    kept = [v for v in known if v in distinct]
+    fresh = sorted(distinct.keys() - set(kept), key=key)  # type: ignore[arg-type]
+    out: list[Value] = []
+    start = 0
+    for v in fresh:
+        at = bisect.bisect_right(kept, key(v), lo=start, key=key)  # type: ignore[arg-type]
+        out += kept[start:at]
+        out.append(v)
+        start = at
+    return out + kept[start:]
 
 
 def _fill_unique(chunks: np.ndarray, members: Sequence[int], positions: list[list[int]]) -> bool:

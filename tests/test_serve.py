@@ -396,7 +396,11 @@ def test_nothing_outside_the_hierarchy(tmp_path, server):
         assert status in (400, 404), path
         assert b"root:x" not in body, path
         assert b"\x89PNG" not in body, path
-    assert request(url, "/zarr.json")[0] == 200
+    status, _, body = request(url, "/zarr.json")
+    assert status == 200
+    # the root document says how many files, not where they are on the server
+    assert json.loads(body)["attributes"]["imagezarr"] == {"files": len(m.files)}
+    assert str(tmp_path).encode() not in body
 
 
 def test_token(tmp_path, server):

@@ -150,6 +150,7 @@ class Content:
         self.images: dict[str, _Image] = {}
         self.ome: list[str] = []  # groups given OME-Zarr metadata
         self.not_ome: dict[str, str] = {}  # groups served without it, and why
+        self._hide_root()
         for node in manifest.nodes:
             self._add_image(node)
             if ome:
@@ -161,6 +162,14 @@ class Content:
         self._index_parts = sorted({i.ndim for i in self.images.values()})
 
     # -- building ----------------------------------------------------------------------------
+
+    def _hide_root(self) -> None:
+        """Clients learn how many files there are, not where they lie on the server (the
+        root attribute names an absolute folder or a bucket)."""
+        doc = self._doc("zarr.json")
+        info = doc.get("attributes", {}).get("imagezarr")
+        if isinstance(info, dict) and info.pop("root", None) is not None:
+            self.docs["zarr.json"] = json.dumps(doc, indent=2).encode()
 
     def _doc(self, key: str) -> dict[str, Any]:
         return json.loads(self.docs.get(key) or self.meta[key])

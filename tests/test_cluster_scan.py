@@ -191,7 +191,7 @@ def test_listing_errors_in_a_task_name_the_source(tmp_path, client):
     folder = tmp_path / "images"
     write(folder, wide(3))
     (folder / "day1" / "CON.png").write_bytes(png(0))  # a name Windows cannot hold
-    with pytest.raises(imagezarr.errors.DiscoveryError, match="CON.png"):
+    with pytest.raises(imagezarr.errors.DiscoveryError, match=r"CON\.png"):
         imagezarr.scan(folder, client=client, **SCAN)
 
 

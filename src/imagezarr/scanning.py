@@ -133,7 +133,7 @@ def gather(
     spread = None
     if files is not None:
         entries = stat_listed(source_root, read_file_list(files, options))
-    elif client is not None and source_root.can_list:
+    elif client is not None and _PARTITION and source_root.can_list:
         spread = _spread(client, source_root, spec, extensions, reuse, progress)
         entries = spread.entries
     else:
@@ -164,6 +164,10 @@ def gather(
 
 
 # -- scale-out: with a dask client, tasks list the source by prefix and probe what they find
+
+# False lists in the client and sends only probes to the cluster, as scans did before the
+# listing was partitioned: for benchmarks/remote_bench.py to compare the two
+_PARTITION = True
 
 
 def _spread(

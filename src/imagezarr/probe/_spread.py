@@ -1,12 +1,12 @@
 """Scale-out scans: the listing partitioned by prefix, each dask task listing and probing a part.
 
 The client lists only the top of the source with a delimiter (one paged request per level,
-however many files lie below) and, when that gives fewer prefixes than the cluster has
+however many files lie below) and, when that gives fewer prefixes than twice the cluster's
 threads, the level below it too. Each task then lists one prefix (or a run of neighbouring
 ones) and probes what it found in the same task, over a thread pool on the worker, so no
 listing of the whole source passes through one process and no task is one file. The files
-the client listed itself (those directly at the levels it listed) go out in batches, as
-:func:`~imagezarr.probe._many.probe_distributed` sends them.
+the client listed itself (those directly at the levels it listed) go out in batches of
+:data:`BATCH`; a flat source is all such files, probed as scans always did on a cluster.
 
 What comes back is the listing :func:`~imagezarr.discover.discover` would give and the header
 of every file a task probed; the caller matches names against the whole listing as before,
@@ -42,7 +42,6 @@ class Spread:
 
     entries: list[FileEntry]  # what discover() would list, in path order
     probed: dict[str, Result]  # header or error of each file a task probed, by path
-    tasks: int  # tasks that listed a part of the source (0 for a flat source)
 
 
 def _to_probe(
@@ -141,7 +140,7 @@ def list_and_probe(
     with listing_errors(root):
         prefixes, loose = _top(root, keep, few=2 * threads)
     if not prefixes and not loose:
-        return Spread([], {}, 0)
+        return Spread([], {})
     groups = _groups(prefixes, max(MIN_TASKS, 8 * threads))
     paths = sorted(known)
     shared = client.scatter(root, broadcast=True, hash=False)  # one store per worker, reused
@@ -185,7 +184,7 @@ def list_and_probe(
     except BaseException:
         client.cancel(list(futures))
         raise
-    return Spread(in_path_order(entries), probed, len(groups))
+    return Spread(in_path_order(entries), probed)
 
 
 def take_probed(

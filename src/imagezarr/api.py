@@ -105,7 +105,9 @@ def scan(
         for ``obstore.store.from_url`` such as ``config`` and ``client_options``. Credentials
         otherwise come from the environment; they are never written into the manifest.
     client
-        A ``dask.distributed`` client (or scheduler address) to spread header probes over.
+        A ``dask.distributed`` client (or scheduler address) to spread the scan over: the
+        source is listed by prefix (folder), each task listing one and probing the headers
+        it found there; files at the top are probed in batches.
     allow_outside_root
         Follow symbolic links that point out of ``source`` (refused by default).
     checksum
@@ -219,6 +221,7 @@ def update(
     derived: Mapping[str, Derivation] | None = None,
     drop_undecodable: bool = False,
     progress: Progress | None = None,
+    client: Any = None,
 ) -> tuple[Manifest, FileDiff]:
     """Scan a manifest's root (or ``root``) again with the layout it recorded; report changes.
 
@@ -228,7 +231,8 @@ def update(
     manifest had them. With ``drop_undecodable``, every file is also decoded and those that
     fail become holes (listed in ``diff.dropped`` and with the manifest's unreadable files),
     the fix ``verify --decode`` points to. Derived fields computed by Python callables must
-    be given again in ``derived``.
+    be given again in ``derived``. With a dask ``client`` (or scheduler address), the listing
+    and the probes of new and changed files are spread over its cluster, as in :func:`scan`.
     """
     old = as_manifest(manifest, root=root, storage_options=storage_options)
     new = scan(
@@ -240,6 +244,7 @@ def update(
         progress=progress,
         checksum=old.files.checksums is not None or check == "checksum",
         reuse=old,  # only new and changed files are probed
+        client=client,
     )
     dropped: tuple[str, ...] = ()
     if drop_undecodable:

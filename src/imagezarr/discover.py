@@ -6,9 +6,11 @@ import fnmatch
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, overload
 
 import numpy as np
@@ -26,7 +28,18 @@ from .roots import (
     stale,
 )
 
-__all__ = ["FileEntry", "FileTable", "add_checksums", "discover", "read_file_list", "stat_listed"]
+__all__ = [
+    "FileEntry",
+    "FileTable",
+    "NameFilter",
+    "add_checksums",
+    "discover",
+    "in_path_order",
+    "listing_errors",
+    "read_file_list",
+    "stat_listed",
+    "visible",
+]
 
 
 def _matcher(glob: str | None, extensions: Iterable[str]) -> re.Pattern[str]:
@@ -36,8 +49,31 @@ def _matcher(glob: str | None, extensions: Iterable[str]) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(glob), re.IGNORECASE)
 
 
-def _visible(rel: str) -> bool:
+def visible(rel: str) -> bool:
+    """No component of the relative path ``rel`` is hidden (starts with a dot)."""
     return not any(part.startswith(".") for part in rel.split("/"))
+
+
+@dataclass(frozen=True)
+class NameFilter:
+    """Which listed paths :func:`discover` keeps: ``glob`` or ``extensions``, and, where the
+    root's listing returns hidden names (object stores), none of those. A value, so it
+    pickles to dask workers that list part of a source."""
+
+    glob: str | None
+    extensions: tuple[str, ...]
+    visible_only: bool
+
+    @classmethod
+    def of(cls, root: Root, glob: str | None, extensions: Iterable[str]) -> NameFilter:
+        return cls(glob, tuple(sorted(extensions)), not root.skips_hidden)
+
+    @cached_property
+    def _rx(self) -> re.Pattern[str]:
+        return _matcher(self.glob, self.extensions)
+
+    def __call__(self, rel: str) -> bool:
+        return self._rx.fullmatch(rel) is not None and (not self.visible_only or visible(rel))
 
 
 def discover(
@@ -64,19 +100,29 @@ def discover(
     """
     if isinstance(root, str | os.PathLike):
         root = open_root(root, allow_outside_root=allow_outside_root)
-    match = _matcher(glob, extensions).fullmatch
-    # listings of object stores include "hidden" keys; local listings skip them while walking
-    keep = match if root.skips_hidden else (lambda rel: match(rel) and _visible(rel))
-    try:
+    keep = NameFilter.of(root, glob, extensions)
+    with listing_errors(root):
         out = root.list(keep)
+    return in_path_order(out)
+
+
+@contextmanager
+def listing_errors(root: Root) -> Iterator[None]:
+    """A listing of ``root`` that fails raises one :class:`DiscoveryError` naming it."""
+    try:
+        yield
     except DiscoveryError:
         raise
     except READ_ERRORS as e:
         msg = f"cannot list {root.url}: {error_text(e)}"
         raise DiscoveryError(msg) from e
-    out.sort(key=lambda e: e.path)
-    _warn_case_collisions(out)
-    return out
+
+
+def in_path_order(entries: list[FileEntry]) -> list[FileEntry]:
+    """A listing sorted by path (in place), with a warning about paths differing in case."""
+    entries.sort(key=lambda e: e.path)
+    _warn_case_collisions(entries)
+    return entries
 
 
 def _warn_case_collisions(entries: Sequence[FileEntry]) -> None:
@@ -96,7 +142,7 @@ def _warn_case_collisions(entries: Sequence[FileEntry]) -> None:
             "on Windows and macOS they are one file, so this manifest will not read the same "
             "there; rename one of each pair"
         )
-        warnings.warn(msg, UserWarning, stacklevel=3)
+        warnings.warn(msg, UserWarning, stacklevel=4)
 
 
 class FileTable(Sequence[FileEntry]):

@@ -8,20 +8,31 @@ it gathered into a manifest; :func:`imagezarr.inspect` reports on it without wri
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from . import probe
-from .discover import add_checksums, discover, read_file_list, stat_listed
+from .discover import NameFilter, add_checksums, discover, read_file_list, stat_listed
 from .errors import DiscoveryError, ProbeError
-from .layout import Derivation, Exclusion, LayoutSpec, Lookup, Table, match_fields, table_paths
+from .layout import (
+    Derivation,
+    Exclusion,
+    LayoutSpec,
+    Lookup,
+    NameTest,
+    Table,
+    match_fields,
+    table_paths,
+)
 from .manifest import Manifest
 from .presets import read_table
 from .probe import ImageInfo
+from .probe._many import Result as ProbeResult
 from .probe._many import probe_distributed, probe_entries
+from .probe._spread import Spread, list_and_probe, take_probed
 from .roots import FileEntry, Root, open_root, stale
 
 __all__ = ["Gathered", "checksums", "gather", "layout_spec"]
@@ -119,8 +130,12 @@ def gather(
     source_root = open_root(source, options, allow_outside_root=allow_outside_root)
     rows = {path: read_table(path) for path in table_paths(spec)}
     extensions = spec.extensions or probe.EXTENSIONS
+    spread = None
     if files is not None:
         entries = stat_listed(source_root, read_file_list(files, options))
+    elif client is not None and _PARTITION and source_root.can_list:
+        spread = _spread(client, source_root, spec, extensions, reuse, progress)
+        entries = spread.entries
     else:
         entries = discover(source_root, glob=glob, extensions=extensions)
     if not entries:
@@ -132,7 +147,8 @@ def gather(
         [e.path for e in entries], spec, tables=rows, report=report
     )
     candidates = [entries[i] for i in kept]
-    infos, failed = _probe(source_root, candidates, reuse, client, workers, progress)
+    probed = None if spread is None else spread.probed
+    infos, failed = _probe(source_root, candidates, reuse, client, workers, progress, probed)
     return Gathered(
         source_root,
         spec,
@@ -145,6 +161,35 @@ def gather(
         unmatched,
         report,
     )
+
+
+# -- scale-out: with a dask client, tasks list the source by prefix and probe what they find
+
+# False lists in the client and sends only probes to the cluster, as scans did before the
+# listing was partitioned: for benchmarks/remote_bench.py to compare the two
+_PARTITION = True
+
+
+def _spread(
+    client: Any,
+    root: Root,
+    spec: LayoutSpec,
+    extensions: Iterable[str],
+    reuse: Manifest | None,
+    progress: Progress | None,
+) -> Spread:
+    """The listing of ``root`` and the headers of the files that may be candidates, read by
+    tasks that each list one part of it; files ``reuse`` holds unchanged are not probed."""
+    known = {}
+    if reuse is not None:
+        files = reuse.files
+        known = {files.paths[i]: files[i] for i in _images_by_file(reuse)}
+    keep = NameFilter.of(root, spec.glob, extensions)
+    wanted = NameTest.of(spec)
+    return list_and_probe(client, root, keep, wanted=wanted, known=known, progress=progress)
+
+
+# -- probing
 
 
 def _reusable(entries: list[FileEntry], reuse: Manifest | None) -> list[int]:
@@ -189,9 +234,11 @@ def _probe(
     client: Any,
     workers: int | None,
     progress: Progress | None,
+    probed: Mapping[str, ProbeResult] | None = None,
 ) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
-    """Header probes of ``entries``, except those ``reuse`` holds unchanged."""
-    if reuse is None:
+    """Header probes of ``entries``, except those ``reuse`` holds unchanged; those in
+    ``probed`` (by path, from the tasks of a scale-out scan) are taken from there."""
+    if reuse is None and probed is None:
         if client is not None:
             return probe_distributed(client, root, entries, progress=progress)  # type: ignore[return-value]
         return probe_entries(root, entries, workers=workers, progress=progress)  # type: ignore[return-value]
@@ -200,7 +247,9 @@ def _probe(
     infos: list[ImageInfo | None] = [images.get(i) for i in old]
     todo = [k for k, info in enumerate(infos) if info is None]
     fresh = [entries[k] for k in todo]
-    if client is not None:
+    if probed is not None:
+        got, failed = take_probed(client, root, fresh, probed, progress=progress)
+    elif client is not None:
         got, failed = probe_distributed(client, root, fresh, progress=progress)
     else:
         got, failed = probe_entries(root, fresh, workers=workers, progress=progress)

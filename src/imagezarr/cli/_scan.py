@@ -222,7 +222,10 @@ def scan_keywords(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     type=click.Path(dir_okay=False),
     help="Where to write the manifest (*.imagezarr.json).",
 )
-@click.option("--scheduler", help="dask.distributed scheduler address to spread probes over.")
+@click.option(
+    "--scheduler",
+    help="dask.distributed scheduler address: list the source by folder and probe on its workers.",
+)
 @click.option(
     "--checksum",
     is_flag=True,

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from functools import cached_property
 from typing import Any, cast
 
 from ..errors import LayoutError, PatternMismatchError
@@ -38,6 +39,7 @@ __all__ = [
     "NO_FILE",
     "REASONS",
     "Exclusion",
+    "NameTest",
     "day",
     "exclusion_counts",
     "match_fields",
@@ -213,6 +215,42 @@ def match_fields(
     if report is not None:
         report += sorted(out, key=lambda e: (REASONS.index(e.reason), natural_key(e.path)))
     return kept, fields, [paths[i] for i in sorted(gone | set(removed))]
+
+
+@dataclass(frozen=True)
+class NameTest:
+    """Whether a path can be kept by :func:`match_fields` judging by the path alone: False
+    for files outside ``recursive`` and names the pattern does not match, which no table,
+    filter or lookup brings back. A value, so it pickles to dask workers that list and probe
+    part of a source."""
+
+    pattern: str | None
+    search: bool
+    target: str
+    recursive: bool
+
+    @classmethod
+    def of(cls, spec: LayoutSpec) -> NameTest:
+        """The test for ``spec``.
+
+        >>> test = NameTest.of(LayoutSpec(pattern=r"A\\d+\\.png", recursive=False))
+        >>> test("A1.png"), test("B1.png"), test("night/A1.png")
+        (True, False, False)
+        """
+        return cls(spec.pattern, spec.search, _target(spec), spec.recursive)
+
+    @cached_property
+    def _rx(self) -> re.Pattern[str] | None:
+        return None if self.pattern is None else _compile(self.pattern)
+
+    def __call__(self, path: str) -> bool:
+        if not self.recursive and "/" in path:
+            return False
+        rx = self._rx
+        if rx is None:
+            return True
+        subject = _subject(path, self.target)
+        return (rx.search(subject) if self.search else rx.fullmatch(subject)) is not None
 
 
 def table_paths(spec: LayoutSpec) -> list[str]:

@@ -17,7 +17,7 @@ from . import probe
 from ._common import HEAD_SIZE, ImageInfo
 from ._png import png_info, read_head
 
-__all__ = ["probe_distributed", "probe_entries"]
+__all__ = ["as_client", "probe_distributed", "probe_entries", "probe_results", "split_results"]
 
 Progress = Callable[[int, int], None]
 SLOW_PROBE_SECONDS = 200e-6
@@ -63,7 +63,8 @@ def _probe_batch(root: Root, entries: Sequence[FileEntry]) -> list[Result]:
     return [_probe_file(root, e, memo) for e in entries]
 
 
-def _split(results: list[Result]) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
+def split_results(results: list[Result]) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
+    """Headers in order (None where the probe failed) and the ``(index, error)`` failures."""
     failed = [(i, r) for i, r in enumerate(results) if isinstance(r, ProbeError)]
     infos = [r if isinstance(r, ImageInfo) else None for r in results]
     return infos, failed  # type: ignore[return-value]
@@ -77,6 +78,17 @@ def probe_entries(
     progress: Progress | None,
 ) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
     """Probe every header in a thread pool; header reads are I/O-bound and release the GIL."""
+    return split_results(probe_results(root, entries, workers=workers, progress=progress))
+
+
+def probe_results(
+    root: Root,
+    entries: Sequence[FileEntry],
+    *,
+    workers: int | None,
+    progress: Progress | None,
+) -> list[Result]:
+    """What :func:`probe_entries` does, giving each file's header or error in order."""
     n = len(entries)
     batch = root.batch
 
@@ -101,7 +113,14 @@ def probe_entries(
             results.extend(done)
             if progress is not None:
                 progress(len(results), n)
-    return _split(results)
+    return results
+
+
+def as_client(client: Any) -> Any:
+    """A ``distributed.Client``: ``client`` itself, or one connected to the address given."""
+    from distributed import Client
+
+    return client if isinstance(client, Client) else Client(client)
 
 
 def probe_distributed(
@@ -112,10 +131,9 @@ def probe_distributed(
     progress: Progress | None,
 ) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
     """Spread header probes over a dask cluster, in batches of 256 files."""
-    from distributed import Client, as_completed
+    from distributed import as_completed
 
-    if not isinstance(client, Client):
-        client = Client(client)
+    client = as_client(client)
     batch = 256
     starts = list(range(0, len(entries), batch))
     futures = {
@@ -127,4 +145,4 @@ def probe_distributed(
         by_start[futures[future]] = future.result()
         if progress is not None:
             progress(sum(len(v) for v in by_start.values()), len(entries))
-    return _split([r for s in starts for r in by_start[s]])
+    return split_results([r for s in starts for r in by_start[s]])

@@ -13,7 +13,7 @@ import asyncio
 import errno
 import os
 import stat as _stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 
@@ -161,18 +161,42 @@ class LocalRoot:
 
     # -- listing ---------------------------------------------------------------------------
 
-    def list(self, keep: Callable[[str], object]) -> list[FileEntry]:
-        """Every regular file below the root whose relative path ``keep`` accepts.
+    def list(self, keep: Callable[[str], object], prefix: str = "") -> list[FileEntry]:
+        """Every regular file below the root (or its subfolder ``prefix``) whose relative
+        path ``keep`` accepts.
 
         Hidden files and folders are skipped; symbolic links to folders are not followed
         (cycles, escapes); a link to a file outside the root is an error unless
         ``allow_outside_root``, as is a name that is not valid UTF-8.
         """
+        self._check_folder()
+        return self._entries(_walk(self.path, prefix), keep)
+
+    def list_level(
+        self, keep: Callable[[str], object], prefix: str = ""
+    ) -> tuple[list[str], list[FileEntry]]:
+        """The subfolders directly in ``prefix`` (relative paths) and the files directly in
+        it that ``keep`` accepts, with the checks and skips of :meth:`list`."""
+        self._check_folder()
+        folders: list[str] = []
+        files: list[tuple[str, os.DirEntry[str]]] = []
+        for rel, entry, is_folder in _level(self.path, prefix):
+            if is_folder:
+                folders.append(rel)
+            else:
+                files.append((rel, entry))
+        return folders, self._entries(files, keep)
+
+    def _check_folder(self) -> None:
         if not os.path.isdir(self.path):
             msg = f"source folder {self.path!r} does not exist or is not a folder"
             raise DiscoveryError(msg)
+
+    def _entries(
+        self, found: Iterable[tuple[str, os.DirEntry[str]]], keep: Callable[[str], object]
+    ) -> list[FileEntry]:
         out, undecodable, outside = [], [], []
-        for rel, entry in _walk(self.path):
+        for rel, entry in found:
             if not rel.isascii() and not _utf8(rel):
                 undecodable.append(rel)
                 continue
@@ -264,6 +288,15 @@ def _read_all(fd: int, limit: int) -> bytes:
 
 
 def _walk(root: str, rel: str = "") -> Iterator[tuple[str, os.DirEntry[str]]]:
+    for sub, entry, is_folder in _level(root, rel):
+        if is_folder:
+            yield from _walk(root, sub)
+        else:
+            yield sub, entry
+
+
+def _level(root: str, rel: str = "") -> Iterator[tuple[str, os.DirEntry[str], bool]]:
+    """The visible folders and regular files directly in ``rel``: (path, entry, is folder)."""
     # os.scandir instead of os.walk/pathlib: one syscall per directory gives names and types,
     # which is what makes listing 100,000 files fast.
     try:
@@ -279,9 +312,9 @@ def _walk(root: str, rel: str = "") -> Iterator[tuple[str, os.DirEntry[str]]]:
             # symlinked directories (and Windows junctions) are not followed: they can form
             # cycles or leave the root
             if entry.is_dir(follow_symlinks=False) and not entry.is_junction():
-                yield from _walk(root, sub)
+                yield sub, entry, True
             elif entry.is_file():
-                yield sub, entry
+                yield sub, entry, False
 
 
 def _utf8(name: str) -> bool:

@@ -28,6 +28,10 @@ def _ns(when: datetime | None) -> int:
     return 0 if when is None else int(when.timestamp() * 1e9)
 
 
+def _entry(meta: Mapping[str, Any]) -> FileEntry:
+    return FileEntry(meta["path"], int(meta["size"]), _ns(meta["last_modified"]), meta["e_tag"])
+
+
 def _stat(meta: Mapping[str, Any]) -> FileStat:
     return FileStat(int(meta["size"]), _ns(meta["last_modified"]), meta["e_tag"])
 
@@ -87,22 +91,38 @@ class ObjectRoot:
         )
         raise NotImplementedError(msg)
 
-    def list(self, keep: Callable[[str], object]) -> list[FileEntry]:
-        """Every object below the root whose relative path ``keep`` accepts."""
+    def list(self, keep: Callable[[str], object], prefix: str = "") -> list[FileEntry]:
+        """Every object below the root (or below ``prefix`` in it, a whole path segment)
+        whose relative path ``keep`` accepts."""
         import obstore
 
+        self._check_listing()
+        return [
+            _entry(meta)
+            for batch in obstore.list(self.store, prefix or None, chunk_size=1000)
+            for meta in batch
+            if keep(meta["path"])
+        ]
+
+    def list_level(
+        self, keep: Callable[[str], object], prefix: str = ""
+    ) -> tuple[list[str], list[FileEntry]]:
+        """The common prefixes directly below ``prefix`` (relative, no trailing ``/``) and
+        the objects directly in it that ``keep`` accepts: one delimiter listing."""
+        import obstore
+
+        self._check_listing()
+        got = obstore.list_with_delimiter(self.store, prefix or None)
+        files = [_entry(meta) for meta in got["objects"] if keep(meta["path"])]
+        return list(got["common_prefixes"]), files
+
+    def _check_listing(self) -> None:
         if not self.can_list:
             msg = (
                 f"cannot list {self.url}: HTTP servers have no listing; pass files= (a list "
                 "of relative paths, or an index file with one per line; CLI --files)"
             )
             raise DiscoveryError(msg)
-        return [
-            FileEntry(meta["path"], int(meta["size"]), _ns(meta["last_modified"]), meta["e_tag"])
-            for batch in obstore.list(self.store, chunk_size=1000)
-            for meta in batch
-            if keep(meta["path"])
-        ]
 
     def stat(self, rel: str) -> FileStat:
         import obstore

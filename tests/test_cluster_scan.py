@@ -241,3 +241,20 @@ def test_roots_list_one_level_and_one_prefix(tmp_path):
     assert sorted(e.path for e in files) == ["night1/A2-1.png", "night1/thumb.png"]
     below = sorted(e.path for e in root.list(keep, "night1/cam1"))
     assert below == ["night1/cam1/A11-1.png", "night1/cam1/A11-2.png", "night1/cam1/deep/A30-1.png"]
+
+
+def test_cli_update_with_a_scheduler(tmp_path, client, capsys):
+    from imagezarr.cli import main
+
+    folder = write(tmp_path / "images", nested())
+    out = str(tmp_path / "exp.imagezarr.json")
+    imagezarr.scan(folder, **SCAN).save(out)
+    write(Path(folder), {"night2/cam1/A77-3.png": png(70)})
+    address = client.scheduler.address
+    with distributed.get_task_stream(client) as stream:
+        assert main(["update", out, "--scheduler", address, "-q"]) == 0
+    assert "1 added, 0 removed, 0 changed" in capsys.readouterr().out
+    assert listing_tasks(stream) > 0  # the listing ran on the workers
+    assert_same(imagezarr.load_manifest(out), imagezarr.scan(folder, **SCAN))
+    assert main(["update", out, "--watch", "--scheduler", address]) == 2
+    assert "--scheduler is for a single update" in capsys.readouterr().err

@@ -31,7 +31,7 @@ from .manifest import Manifest
 from .presets import read_table
 from .probe import ImageInfo
 from .probe._many import Result as ProbeResult
-from .probe._many import probe_distributed, probe_entries
+from .probe._many import as_client, probe_distributed, probe_entries
 from .probe._spread import Spread, list_and_probe, take_probed
 from .roots import FileEntry, Root, open_root, stale
 
@@ -124,6 +124,19 @@ def gather(
     progress: Progress | None = None,
 ) -> Gathered:
     """List, match and probe the files of ``source`` for ``spec`` (see :func:`imagezarr.scan`)."""
+    if isinstance(client, str):  # a scheduler address: connected for this scan, closed after
+        with as_client(client) as connected:
+            return gather(
+                source,
+                spec,
+                files=files,
+                storage_options=storage_options,
+                allow_outside_root=allow_outside_root,
+                reuse=reuse,
+                client=connected,
+                workers=workers,
+                progress=progress,
+            )
     spec.validate()
     glob = spec.glob
     options = dict(storage_options or {})

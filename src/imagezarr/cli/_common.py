@@ -169,6 +169,11 @@ def heading(title: str) -> None:
         console.print(f"== {title} ==", markup=False)
 
 
+scheduler_option = click.option(
+    "--scheduler",
+    help="dask.distributed scheduler address: list the source by folder and probe on its workers.",
+)
+
 check_option = click.option(
     "--check",
     type=click.Choice(["mtime", "size", "checksum", "none"]),

@@ -13,7 +13,14 @@ from rich.tree import Tree
 from .. import api, presets
 from ..errors import ImageZarrError
 from ..layout import NO_FILE, Exclusion, LayoutSpec, LayoutWarning, Lookup, exclusion_counts
-from ._common import echo_tree, lazy_progress, remote_options, storage_options, summary_tree
+from ._common import (
+    echo_tree,
+    lazy_progress,
+    remote_options,
+    scheduler_option,
+    storage_options,
+    summary_tree,
+)
 
 SHOWN = 3  # examples listed per reason
 
@@ -222,10 +229,7 @@ def scan_keywords(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     type=click.Path(dir_okay=False),
     help="Where to write the manifest (*.imagezarr.json).",
 )
-@click.option(
-    "--scheduler",
-    help="dask.distributed scheduler address: list the source by folder and probe on its workers.",
-)
+@scheduler_option
 @click.option(
     "--checksum",
     is_flag=True,

@@ -15,6 +15,7 @@ from ._common import (
     echo_tree,
     lazy_progress,
     remote_options,
+    scheduler_option,
     storage_options,
     summary_tree,
 )
@@ -47,6 +48,7 @@ from ._common import (
     help="Seconds between updates with --watch.",
 )
 @check_option
+@scheduler_option
 @remote_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def update(
@@ -59,10 +61,17 @@ def update(
     watch: bool,
     interval: float,
     check: str,
+    scheduler: str | None,
     options: tuple[str, ...],
     quiet: bool,
 ) -> None:
-    """Re-scan the images MANIFEST describes, with the layout it recorded; report the changes."""
+    """Re-scan the images MANIFEST describes, with the layout it recorded; report the changes.
+
+    Only new and changed files are probed; unchanged ones keep what the manifest recorded.
+    """
+    if watch and scheduler:
+        msg = "--watch updates in this process; --scheduler is for a single update"
+        raise click.UsageError(msg)
     if watch:
         _watch(manifest, output, interval, check, storage_options(options))
         return
@@ -73,6 +82,7 @@ def update(
             root=root,
             drop_undecodable=drop_undecodable,
             storage_options=storage_options(options),
+            client=scheduler,
             progress=progress,  # type: ignore[arg-type]
         )
     for what, paths in (

@@ -12,7 +12,13 @@ import numpy as np
 
 from .errors import UnsafePathError
 
-__all__ = ["PathColumn", "check_all_relative", "check_relative", "portable_problems"]
+__all__ = [
+    "PathColumn",
+    "check_all_relative",
+    "check_relative",
+    "match_paths",
+    "portable_problems",
+]
 
 # Windows reads these component names as devices, whatever the case, the extension or
 # trailing spaces ("nul", "NUL.png", "com1 .tif"); ¹²³ count as digits there
@@ -178,6 +184,28 @@ def portable_problems(paths: Sequence[str]) -> list[tuple[str, str]]:
     [('t_12:00.png', "a drive or stream in 't_12:00.png'")]
     """
     return [(paths[i], why) for i in _suspects_of(paths) if (why := _problem(paths[i])) is not None]
+
+
+def match_paths(old: Sequence[str], new: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(i, j)``: the positions of the paths found in both, ``old[i[k]] == new[j[k]]``, in
+    the order of ``new``. Paths are unique within each sequence (file tables).
+
+    Sorted numpy string arrays and a binary search, where two dicts of 100,000 paths and a
+    lookup per path cost three times as much; tables come in path order, so the sort is
+    usually skipped.
+
+    >>> match_paths(["a", "b", "c"], ["c", "x", "a"])
+    (array([2, 0]), array([0, 2]))
+    """
+    a = np.array(list(old), dtype=np.dtypes.StringDType())
+    b = np.array(list(new), dtype=np.dtypes.StringDType())
+    order = None if a.size < 2 or bool((a[1:] > a[:-1]).all()) else np.argsort(a, kind="stable")
+    ranked = a if order is None else a[order]
+    pos = np.searchsorted(ranked, b)
+    inside = np.flatnonzero(pos < a.size)
+    j = inside[ranked[pos[inside]] == b[inside]]
+    i = pos[j] if order is None else order[pos[j]]
+    return i.astype(np.int64), j.astype(np.int64)
 
 
 class PathColumn(Sequence[str]):

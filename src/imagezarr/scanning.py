@@ -28,6 +28,7 @@ from .layout import (
     table_paths,
 )
 from .manifest import Manifest
+from .paths import match_paths
 from .presets import read_table
 from .probe import ImageInfo
 from .probe._many import Result as ProbeResult
@@ -209,8 +210,9 @@ def _reusable(entries: list[FileEntry], reuse: Manifest | None) -> list[int]:
     """For each entry, the index of the same unchanged file in ``reuse``, else -1."""
     if reuse is None:
         return [-1] * len(entries)
-    where = {p: i for i, p in enumerate(reuse.files.paths)}
-    old = np.fromiter((where.get(e.path, -1) for e in entries), np.int64, len(entries))
+    i, j = match_paths(reuse.files.paths, [e.path for e in entries])
+    old = np.full(len(entries), -1, np.int64)
+    old[j] = i
     hit = old >= 0
     sizes = np.fromiter((e.size for e in entries), np.int64, len(entries))
     mtimes = np.fromiter((e.mtime_ns for e in entries), np.int64, len(entries))

@@ -23,7 +23,7 @@ from .._version import __version__
 from ..discover import FileTable
 from ..errors import ManifestError
 from ..layout import Exclusion, LayoutSpec, Node
-from ..paths import PathColumn
+from ..paths import PathColumn, match_paths
 from ..roots import (
     Check,
     Root,
@@ -283,12 +283,7 @@ def diff_files(old: FileTable, new: FileTable, check: Check | str = "mtime") -> 
     (('c.png',), ('a.png',), ('b.png',), 0)
     """
     mode = normalize_check(check)
-    # built in C (zip, map): a dict comprehension over 100,000 paths costs 3x more
-    before = dict(zip(old.paths, range(len(old)), strict=True))
-    after = dict(zip(new.paths, range(len(new)), strict=True))
-    common = list(before.keys() & after.keys())
-    i = np.fromiter(map(before.__getitem__, common), np.int64, len(common))
-    j = np.fromiter(map(after.__getitem__, common), np.int64, len(common))
+    i, j = match_paths(old.paths, new.paths)
     # identical records need no judging; only the rest goes through the freshness check
     same = (old.sizes[i] == new.sizes[j]) & (old.mtimes[i] == new.mtimes[j])
     for column in ("etags", "checksums"):
@@ -301,13 +296,15 @@ def diff_files(old: FileTable, new: FileTable, check: Check | str = "mtime") -> 
     for k in np.flatnonzero(~same).tolist():
         was, now = old[int(i[k])], new[int(j[k])]
         if stale(was, now.stat, mode) is not None:
-            changed.append(common[k])
+            changed.append(now.path)
         elif not same_time(was.mtime_ns, now.mtime_ns):
-            retimed.append(common[k])
+            retimed.append(now.path)
+    kept_old, kept_new = np.zeros(len(old), bool), np.zeros(len(new), bool)
+    kept_old[i], kept_new[j] = True, True
     return FileDiff(
-        added=tuple(sorted(after.keys() - before.keys())),
-        removed=tuple(sorted(before.keys() - after.keys())),
+        added=tuple(sorted(new.paths[int(k)] for k in np.flatnonzero(~kept_new))),
+        removed=tuple(sorted(old.paths[int(k)] for k in np.flatnonzero(~kept_old))),
         changed=tuple(sorted(changed)),
-        unchanged=len(common) - len(changed),
+        unchanged=len(i) - len(changed),
         retimed=tuple(sorted(retimed)),
     )

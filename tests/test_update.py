@@ -217,3 +217,51 @@ def test_label_order_of_an_earlier_scan_is_reused_only_for_the_same_types():
     assert _sorted_labels(["b", "a"], known=[1]) == ["a", "b"]
     assert _sorted_labels([3, 1, 2], known=[3, 1]) == [3, 1, 2]  # the recorded order is kept
     assert _sorted_labels(["x"], known=["y"]) == ["x"]
+
+
+@pytest.mark.parametrize("removed", ["shrink", "holes"])
+def test_a_label_whose_files_are_all_gone_shrinks_or_stays_as_holes(
+    psii, tmp_path, capsys, removed
+):
+    images, truth = psii
+    out = imagezarr.scan(images, **PSII).save(tmp_path / "exp.imagezarr.json")
+    before = imagezarr.load_manifest(out).node()
+    gone = sorted(n for n in truth if "/A5-" in n)
+    for name in gone:
+        (images / name).unlink()
+    assert main(["update", str(out), "--removed", removed, "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert f"0 added, {len(gone)} removed, 0 changed" in printed
+    node = imagezarr.load_manifest(out).node()
+    labels = node.coords["barcode"].values
+    if removed == "holes":
+        assert "label    barcode='A5': no file left, kept as holes" in printed
+        assert node.shape == before.shape
+        assert labels == before.coords["barcode"].values
+        assert (node.file_index[labels.index("A5")] < 0).all()
+        ds = imagezarr.open_dataset(out)
+        assert not ds.present.sel(barcode="A5").any()
+        assert (ds.image.sel(barcode="A5").values == 0).all()
+    else:
+        assert "label    barcode='A5': no file left, removed from barcode" in printed
+        assert node.shape[0] == before.shape[0] - 1
+        assert "A5" not in labels
+    # a second update with nothing new reports nothing: an emptied label is told once
+    assert main(["update", str(out), "--removed", removed, "-q"]) == 0
+    assert "label" not in capsys.readouterr().out
+
+
+def test_a_group_whose_files_are_all_gone_is_reported(psii, tmp_path):
+    images, truth = psii
+    m = imagezarr.scan(
+        images,
+        pattern=PSII["pattern"],
+        types=PSII["types"],
+        group_by="barcode",
+        dims=("night", "param", "frame"),
+    )
+    for name in (n for n in truth if "/A7-" in n):
+        (images / name).unlink()
+    new, diff = imagezarr.update(m, removed="holes")
+    assert "A7" not in [n.path for n in new.nodes]
+    assert diff.labels == ("group 'A7': no file left, removed",)

@@ -14,7 +14,15 @@ from .errors import ImageZarrError, LayoutError, ProbeError
 from .layout import Derivation, Exclusion, LayoutSpec, Lookup, Table, arrange
 from .layout.arrange import minority_images
 from .layout.match import OTHER_SIGNATURE, UNREADABLE
-from .manifest import FileDiff, Manifest, ManifestLike, as_manifest, diff_files, load_manifest
+from .manifest import (
+    FileDiff,
+    Manifest,
+    ManifestLike,
+    as_manifest,
+    diff_files,
+    emptied_labels,
+    load_manifest,
+)
 from .roots import Check
 from .scanning import checksums, gather, layout_spec
 from .store import ImageZarrStore, OnError
@@ -61,6 +69,7 @@ def scan(
     allow_outside_root: bool = False,
     checksum: bool = False,
     reuse: Manifest | None = None,
+    keep_labels: bool = False,
     report: list[Exclusion] | None = None,
 ) -> Manifest:
     """Scan a folder of images into a :class:`Manifest`, reading only file headers.
@@ -118,6 +127,10 @@ def scan(
         An earlier manifest of the same root: files it holds unchanged (same size,
         modification time and etag) keep their recorded header and checksum instead of being
         read again, so only new and changed files are probed (what :func:`update` does).
+        Its labels keep their order; new ones are sorted in among them.
+    keep_labels
+        With ``reuse``: a label of ``reuse`` whose files are all gone stays in its
+        coordinate as a slice of holes, instead of leaving it (shapes then only grow).
     report
         A list that receives an :class:`~imagezarr.layout.Exclusion` per file the layout left
         out (name does not match, not in table, filtered out) and per table entry naming no
@@ -198,6 +211,7 @@ def scan(
         spec,
         notes=notes,
         previous=reuse.nodes if reuse is not None else (),  # an update keeps label order
+        keep_labels=keep_labels,
     )
     return Manifest(
         root=got.root.url,
@@ -222,6 +236,7 @@ def update(
     drop_undecodable: bool = False,
     progress: Progress | None = None,
     client: Any = None,
+    removed: Literal["shrink", "holes"] = "shrink",
 ) -> tuple[Manifest, FileDiff]:
     """Scan a manifest's root (or ``root``) again with the layout it recorded; report changes.
 
@@ -233,7 +248,25 @@ def update(
     the fix ``verify --decode`` points to. Derived fields computed by Python callables must
     be given again in ``derived``. With a dask ``client`` (or scheduler address), the listing
     and the probes of new and changed files are spread over its cluster, as in :func:`scan`.
+
+    A removed file leaves a hole. A label whose files are all gone (a plant taken out) leaves
+    its coordinate with ``removed="shrink"``, as a new scan would have it, or stays as a slice
+    of holes with ``removed="holes"``, so that shapes only grow; ``diff.labels`` says which
+    labels went which way.
+
+    >>> import tempfile, pathlib, imagezarr.testing
+    >>> m = imagezarr.testing.small_manifest(tempfile.mkdtemp())
+    >>> plant_a1 = [p for p in m.files.paths if "/A1-" in p]
+    >>> for p in plant_a1: pathlib.Path(m.root, p).unlink()
+    >>> new, diff = update(m, removed="holes")
+    >>> diff.removed == tuple(plant_a1), diff.labels, new.node().shape
+    (True, ("barcode='A1': no file left, kept as holes",), (2, 1, 1, 2))
+    >>> update(m)[1].labels  # the default: the label leaves, as in a new scan
+    ("barcode='A1': no file left, removed from barcode",)
     """
+    if removed not in ("shrink", "holes"):
+        msg = f"removed must be 'shrink' or 'holes', not {removed!r}"
+        raise ValueError(msg)
     old = as_manifest(manifest, root=root, storage_options=storage_options)
     new = scan(
         old.root,
@@ -245,13 +278,17 @@ def update(
         checksum=old.files.checksums is not None or check == "checksum",
         reuse=old,  # only new and changed files are probed
         client=client,
+        keep_labels=removed == "holes",
     )
     dropped: tuple[str, ...] = ()
     if drop_undecodable:
         report = verify(new, decode=True, check=check)
         dropped = tuple(sorted({p.path for p in report.problems if p.kind == "undecodable"}))
         new = new.without(dropped)
-    return new, replace(diff_files(old.files, new.files, check), dropped=dropped)
+    diff = diff_files(old.files, new.files, check)
+    return new, replace(
+        diff, dropped=dropped, labels=emptied_labels(old, new, kept=removed == "holes")
+    )
 
 
 def watch(
@@ -265,6 +302,7 @@ def watch(
     on_error: Callable[[ImageZarrError], None] | None = None,
     stop: threading.Event | None = None,
     rounds: int | None = None,
+    removed: Literal["shrink", "holes"] = "shrink",
 ) -> int:
     """Keep a manifest up to date: :func:`update` every ``interval`` seconds, saving
     (atomically, to ``output`` or in place) only when something changed.
@@ -283,7 +321,7 @@ def watch(
     while rounds is None or done < rounds:
         done += 1
         try:
-            new, diff = update(current, check=check)
+            new, diff = update(current, check=check, removed=removed)
         except ImageZarrError as e:
             (on_error or _log_watch_error)(e)
             if stop.wait(interval):

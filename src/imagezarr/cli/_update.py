@@ -39,6 +39,14 @@ from ._common import (
     is_flag=True,
     help="Decode every image and turn those that fail (corrupt, truncated) into holes.",
 )
+@click.option(
+    "--removed",
+    type=click.Choice(["shrink", "holes"]),
+    default="shrink",
+    show_default=True,
+    help="A label whose files are all gone: leaves its coordinate (as in a new scan), or "
+    "stays as a slice of holes so that shapes only grow.",
+)
 @click.option("--watch", is_flag=True, help="Keep updating until Ctrl-C; save on each change.")
 @click.option(
     "--interval",
@@ -58,6 +66,7 @@ def update(
     root: str | None,
     force: bool,
     drop_undecodable: bool,
+    removed: str,
     watch: bool,
     interval: float,
     check: str,
@@ -73,7 +82,7 @@ def update(
         msg = "--watch updates in this process; --scheduler is for a single update"
         raise click.UsageError(msg)
     if watch:
-        _watch(manifest, output, interval, check, storage_options(options))
+        _watch(manifest, output, interval, check, removed, storage_options(options))
         return
     with lazy_progress("probing headers", quiet=quiet) as progress:
         new, diff = api.update(
@@ -83,6 +92,7 @@ def update(
             drop_undecodable=drop_undecodable,
             storage_options=storage_options(options),
             client=scheduler,
+            removed=removed,  # type: ignore[arg-type]
             progress=progress,  # type: ignore[arg-type]
         )
     for what, paths in (
@@ -96,6 +106,10 @@ def update(
             console.print(f"{what:8} {p}", soft_wrap=True)
         if len(paths) > 20:
             console.print(f"{what:8} ... and {len(paths) - 20} more")
+    for line in diff.labels[:20]:
+        console.print(f"label    {line}", soft_wrap=True)
+    if len(diff.labels) > 20:
+        console.print(f"label    ... and {len(diff.labels) - 20} more")
     retimed = f" ({len(diff.retimed)} with only a new modification time)" if diff.retimed else ""
     if diff.dropped:
         retimed += f"; {len(diff.dropped)} undecodable file(s) dropped (now holes)"
@@ -111,12 +125,16 @@ def update(
         echo_tree(summary_tree(new, title=str(out)))
 
 
-def _watch(manifest: str, output: str | None, interval: float, check: str, options: Any) -> None:
+def _watch(
+    manifest: str, output: str | None, interval: float, check: str, removed: str, options: Any
+) -> None:
     def said(diff: FileDiff, new: Manifest) -> None:
         when = datetime.now().isoformat(sep=" ", timespec="seconds")
         console.print(
             f"{when}: {len(diff.added)} added, {len(diff.removed)} removed, "
-            f"{len(diff.changed)} changed; {len(new.files)} files, saved to {output or manifest}",
+            f"{len(diff.changed)} changed"
+            + (f", {len(diff.labels)} label(s) emptied ({removed})" if diff.labels else "")
+            + f"; {len(new.files)} files, saved to {output or manifest}",
             soft_wrap=True,
         )
 
@@ -132,6 +150,7 @@ def _watch(manifest: str, output: str | None, interval: float, check: str, optio
             output=output,
             check=check,  # type: ignore[arg-type]
             storage_options=options,
+            removed=removed,  # type: ignore[arg-type]
             on_change=said,
             on_error=failed,
         )

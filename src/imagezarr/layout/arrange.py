@@ -135,6 +135,7 @@ def arrange(
     *,
     notes: list[str] | None = None,
     previous: Sequence[Node] = (),
+    keep_labels: bool = False,
 ) -> list[Node]:
     """Arrange files into groups of labeled grids.
 
@@ -142,7 +143,9 @@ def arrange(
     table). Without ``spec.dims`` the dims are chosen (:func:`choose_dims`); lines saying
     what was chosen and why are appended to ``notes``. Raises :class:`DuplicateIndexError`
     or :class:`InconsistentImagesError`. ``previous`` are the nodes of an earlier scan
-    (an update): their labels keep their order and only new labels are sorted in.
+    (an update): their labels keep their order and only new labels are sorted in; with
+    ``keep_labels`` a label whose files are all gone stays, as a slice of holes, instead of
+    leaving its coordinate (so shapes only grow).
     """
     groups = _group_members(fields, spec.group_by)
     if spec.on_mismatch == "split":
@@ -165,7 +168,9 @@ def arrange(
         names[path] = key
         attrs = {g: _jsonable(v) for g, v in zip(spec.group_by, key, strict=False)}
         known = {c: v.values for n in previous if n.path == path for c, v in n.coords.items()}
-        nodes.append(_build_node(path, attrs, groups[key], paths, fields, infos, spec, known))
+        nodes.append(
+            _build_node(path, attrs, groups[key], paths, fields, infos, spec, known, keep_labels)
+        )
     if choice is not None and notes is not None:
         notes.extend(_explain(choice, nodes))
     elif candidates is not None and spec.dims is not None and fields:
@@ -287,6 +292,7 @@ def _build_node(
     infos: Sequence[ImageInfo],
     spec: LayoutSpec,
     known: Mapping[str, Sequence[Value]],
+    keep_labels: bool = False,
 ) -> Node:
     where = f"array {path + '/image' if path else 'image'!r}"
     image = _common_image(where, members, paths, infos)
@@ -294,7 +300,7 @@ def _build_node(
     columns = {d: [fields[i][d] for i in members] for d in dims}
     for d in dims:
         _kind([v for v in columns[d] if v is not None], d)  # one kind, so values sort
-    labels = {d: _sorted_labels(columns[d], known.get(d, ())) for d in dims}
+    labels = {d: _sorted_labels(columns[d], known.get(d, ()), keep_labels) for d in dims}
     shape = tuple(len(labels[d]) for d in dims)
     chunks = np.full(shape, -1, dtype=np.int64)
     # per dim, the label position of every member; zipped, the slot of every member
@@ -320,9 +326,12 @@ def _build_node(
     return Node(path, dict(attrs), dims, image, coords, chunks)
 
 
-def _sorted_labels(values: Sequence[Value], known: Sequence[Value] = ()) -> list[Value]:
+def _sorted_labels(
+    values: Sequence[Value], known: Sequence[Value] = (), keep: bool = False
+) -> list[Value]:
     """The distinct values in label order; ``known`` is the label order of an earlier scan,
-    kept for the values still present, with the new ones sorted in among them.
+    kept for the values still present (all of them with ``keep``), with the new ones sorted
+    in among them.
 
     >>> _sorted_labels(["A10", "A2", "A1", "A2"])
     ['A1', 'A2', 'A10']
@@ -341,7 +350,7 @@ def _sorted_labels(values: Sequence[Value], known: Sequence[Value] = ()) -> list
         return sorted(unique, key=key)  # type: ignore[arg-type]
     # natural keys of 100,000 labels cost most of an update: sort the new labels only and
     # find their places among the kept ones by bisection (a few keys each)
-    kept = [v for v in known if v in distinct]
+    kept = list(known) if keep else [v for v in known if v in distinct]
     fresh = sorted(distinct.keys() - set(kept), key=key)  # type: ignore[arg-type]
     out: list[Value] = []
     start = 0

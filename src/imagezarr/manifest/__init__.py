@@ -7,7 +7,16 @@ every field is type- and range-checked before use, and file entries may not leav
 from __future__ import annotations
 
 from ._load import ManifestLike, as_manifest, from_json, load_manifest
-from ._model import FORMAT, PACK_ABOVE, SUFFIX, VERSION, FileDiff, Manifest, diff_files
+from ._model import (
+    FORMAT,
+    PACK_ABOVE,
+    SUFFIX,
+    VERSION,
+    FileDiff,
+    Manifest,
+    diff_files,
+    emptied_labels,
+)
 
 __all__ = [
     "FORMAT",
@@ -19,6 +28,7 @@ __all__ = [
     "ManifestLike",
     "as_manifest",
     "diff_files",
+    "emptied_labels",
     "from_json",
     "load_manifest",
 ]

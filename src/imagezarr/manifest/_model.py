@@ -39,7 +39,16 @@ from ..roots import (
     write_location,
 )
 
-__all__ = ["FORMAT", "PACK_ABOVE", "SUFFIX", "VERSION", "FileDiff", "Manifest", "diff_files"]
+__all__ = [
+    "FORMAT",
+    "PACK_ABOVE",
+    "SUFFIX",
+    "VERSION",
+    "FileDiff",
+    "Manifest",
+    "diff_files",
+    "emptied_labels",
+]
 
 FORMAT = "imagezarr-manifest"
 VERSION = 1
@@ -262,10 +271,18 @@ class FileDiff:
     unchanged: int
     retimed: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()  # present but undecodable, made holes on request
+    labels: tuple[str, ...] = ()  # labels (and groups) left without files, and where they went
 
     @property
     def any(self) -> bool:
-        return bool(self.added or self.removed or self.changed or self.retimed or self.dropped)
+        return bool(
+            self.added
+            or self.removed
+            or self.changed
+            or self.retimed
+            or self.dropped
+            or self.labels
+        )
 
 
 def _at(column: Sequence[str | None] | None, index: int) -> str | None:
@@ -308,3 +325,46 @@ def diff_files(old: FileTable, new: FileTable, check: Check | str = "mtime") -> 
         unchanged=len(i) - len(changed),
         retimed=tuple(sorted(retimed)),
     )
+
+
+def emptied_labels(old: Manifest, new: Manifest, *, kept: bool) -> tuple[str, ...]:
+    """One line per label (and group) of ``old`` that ``new`` holds no file of, saying where
+    it went: removed from its coordinate, or (``kept``) kept as a slice of holes.
+
+    >>> import imagezarr.testing
+    >>> m = imagezarr.testing.synthetic_manifest(2, 1, 1, 1)
+    >>> emptied_labels(m, m.without([m.files.paths[0]]), kept=True)
+    ("barcode='A1': no file left, kept as holes",)
+    """
+    lines = []
+    before = {n.path: n for n in old.nodes}
+    now = {n.path for n in new.nodes}
+    for path in before.keys() - now:
+        lines.append(f"group {path!r}: no file left, removed")
+    for node in new.nodes:
+        prev = before.get(node.path)
+        if prev is None:
+            continue
+        where = f"{node.path}: " if node.path else ""
+        for axis, d in enumerate(node.dims):
+            if d not in prev.coords or d not in node.coords:
+                continue
+            if kept:  # labels whose slice is all holes now, and was not before
+                gone = [v for v in _empty_labels(node, axis) if v not in _empty_labels(prev, axis)]
+                lines += [f"{where}{d}={_shown(v)}: no file left, kept as holes" for v in gone]
+            else:
+                present = set(node.coords[d].values)
+                gone = [v for v in prev.coords[d].values if v not in present]
+                lines += [f"{where}{d}={_shown(v)}: no file left, removed from {d}" for v in gone]
+    return tuple(lines)
+
+
+def _empty_labels(node: Node, axis: int) -> list[Any]:
+    others = tuple(a for a in range(node.file_index.ndim) if a != axis)
+    empty = ~(node.file_index >= 0).any(axis=others)
+    labels = node.coords[node.dims[axis]].values
+    return [labels[k] for k in np.flatnonzero(empty).tolist()]
+
+
+def _shown(value: Any) -> str:
+    return repr(value.isoformat(sep=" ") if isinstance(value, datetime) else value)

@@ -265,3 +265,18 @@ def test_a_group_whose_files_are_all_gone_is_reported(psii, tmp_path):
     new, diff = imagezarr.update(m, removed="holes")
     assert "A7" not in [n.path for n in new.nodes]
     assert diff.labels == ("group 'A7': no file left, removed",)
+
+
+def test_the_chosen_dims_note_counts_the_grid_built(psii):
+    """Without dims, the note of the choice counts the slots of the grid as built, which an
+    update keeping empty labels makes larger than the files alone would."""
+    images, truth = psii
+    scan = {k: v for k, v in PSII.items() if k != "dims"}
+    m = imagezarr.scan(images, **scan)
+    for name in (n for n in truth if "/A2-" in n):
+        (images / name).unlink()
+    new, _ = imagezarr.update(m, removed="holes")
+    node = new.node()
+    holes = int((node.file_index < 0).sum())
+    note = next(n for n in new.notes if n.startswith("dims chosen"))
+    assert f"{node.file_index.size} slot(s), {holes} hole(s)" in note

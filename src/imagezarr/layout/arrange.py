@@ -248,8 +248,11 @@ def _candidates(fields: Sequence[Mapping[str, Value]], spec: LayoutSpec) -> list
 
 def _explain(choice: Choice, nodes: Sequence[Node]) -> list[str]:
     dims = ", ".join(choice.dims) or "none: one image per group"
+    # counted on the grids built (an update may keep labels without files as holes)
+    slots = sum(int(n.file_index.size) for n in nodes)
+    holes = sum(int((n.file_index < 0).sum()) for n in nodes)
     lines = [
-        f"dims chosen: ({dims}); {choice.slots} slot(s), {choice.holes} hole(s); "
+        f"dims chosen: ({dims}); {slots} slot(s), {holes} hole(s); "
         "pass dims (--dims) to choose yourself"
     ]
     coords = nodes[0].coords if nodes else {}

@@ -267,16 +267,36 @@ def test_a_group_whose_files_are_all_gone_is_reported(psii, tmp_path):
     assert diff.labels == ("group 'A7': no file left, removed",)
 
 
-def test_the_chosen_dims_note_counts_the_grid_built(psii):
-    """Without dims, the note of the choice counts the slots of the grid as built, which an
-    update keeping empty labels makes larger than the files alone would."""
-    images, truth = psii
+def test_update_keeps_the_dims_the_scan_chose_while_the_files_fit_them(tmp_path):
+    """One night at first: night is no dim. More plants keep the dims (and the shape grows);
+    a second night no longer fits them (two files per slot), so the dims are chosen again
+    and the note counts the grid as built."""
+    import shutil
+
+    from imagezarr.testing import make_psii_experiment
+
+    images = tmp_path / "images"
+    make_psii_experiment(images, plants=3, nights=1, steps=2, frames=2, shape=(6, 8), holes=0)
     scan = {k: v for k, v in PSII.items() if k != "dims"}
-    m = imagezarr.scan(images, **scan)
-    for name in (n for n in truth if "/A2-" in n):
-        (images / name).unlink()
-    new, _ = imagezarr.update(m, removed="holes")
-    node = new.node()
+    first = imagezarr.scan(images, **scan)
+    assert first.node().dims == ("barcode", "param", "frame")
+    (night,) = [p.name for p in images.iterdir()]
+    write_image(
+        images / night / "A4-doi-20200531T220000-PSII0-1.png",
+        psii_image((6, 8), plant=4, step=0, frame=1, seed=2),
+    )
+    second, diff = imagezarr.update(first)
+    assert diff.added == (f"{night}/A4-doi-20200531T220000-PSII0-1.png",)
+    assert second.node().dims == first.node().dims  # kept, though choosing again might differ
+    assert second.node().shape == (4, 2, 2)
+    assert second.layout.dims is None  # still the scan's choice, for the next update
+    assert second.notes == ("dims kept from the manifest: (barcode, param, frame)",)
+    shutil.copytree(images / night, images / "2020-06-01")
+    for name in (images / night).glob("A1-*"):
+        name.unlink()
+    third, _ = imagezarr.update(second, removed="holes")
+    node = third.node()
+    assert node.dims == ("night", "barcode", "param", "frame")
     holes = int((node.file_index < 0).sum())
-    note = next(n for n in new.notes if n.startswith("dims chosen"))
+    note = next(n for n in third.notes if n.startswith("dims chosen"))
     assert f"{node.file_index.size} slot(s), {holes} hole(s)" in note

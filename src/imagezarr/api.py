@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,6 +16,7 @@ from .errors import ImageZarrError, LayoutError, ProbeError
 from .layout import Derivation, Exclusion, LayoutSpec, Lookup, Table, arrange
 from .layout.arrange import minority_images
 from .layout.match import OTHER_SIGNATURE, UNREADABLE
+from .layout.spec import LayoutWarning
 from .manifest import (
     FileDiff,
     Manifest,
@@ -268,9 +271,9 @@ def update(
         msg = f"removed must be 'shrink' or 'holes', not {removed!r}"
         raise ValueError(msg)
     old = as_manifest(manifest, root=root, storage_options=storage_options)
-    new = scan(
+    again = functools.partial(
+        scan,
         old.root,
-        layout=old.layout,
         derived=derived,
         on_unreadable="skip" if old.unreadable else "error",
         storage_options=old.storage_options,
@@ -280,6 +283,23 @@ def update(
         client=client,
         keep_labels=removed == "holes",
     )
+    pinned = old.chosen_layout()
+    new = None
+    if pinned is not None:
+        # the dims the first scan chose stay while the files still fit them (one file per
+        # slot): a day more of images must not reshape the arrays; else they are chosen again
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", LayoutWarning)  # sparse, but not the user's dims
+                kept = again(layout=pinned)
+            dims = ", ".join(pinned.dims or ())
+            new = replace(
+                kept, layout=old.layout, notes=(f"dims kept from the manifest: ({dims})",)
+            )
+        except LayoutError:
+            new = None
+    if new is None:
+        new = again(layout=old.layout)
     dropped: tuple[str, ...] = ()
     if drop_undecodable:
         report = verify(new, decode=True, check=check)

@@ -112,6 +112,20 @@ class Manifest:
             self, files=table, nodes=nodes, unreadable=tuple(sorted({*self.unreadable, *gone}))
         )
 
+    def chosen_layout(self) -> LayoutSpec | None:
+        """The layout with the dims the scan chose written in, when it chose them (none were
+        given) and every group got the same; ``None`` otherwise.
+
+        >>> import imagezarr.testing
+        >>> m = imagezarr.testing.small_manifest(dims=None)
+        >>> m.layout.dims, m.chosen_layout().dims  # one night, one step: those are no dims
+        (None, ('barcode', 'frame'))
+        """
+        chosen = {n.dims for n in self.nodes}
+        if self.layout.dims is not None or len(chosen) != 1:
+            return None
+        return replace(self.layout, dims=chosen.pop())
+
     def node(self, path: str = "") -> Node:
         """The node (group) at ``path``; ``""`` is the root group when there is no group_by."""
         for n in self.nodes:

@@ -108,7 +108,7 @@ def summary_tree(m: Manifest, *, title: str) -> Tree:
     """The manifest as a tree: groups, array shape, dims with sizes and first labels, holes."""
     formats = sorted({n.image.format for n in m.nodes})
     tree = Tree(
-        f"[bold]{title}[/]: {len(m.files)} files, {human_bytes(m.total_bytes)} referenced, "
+        f"[bold]{title}[/]: {len(m.files):,} files, {human_bytes(m.total_bytes)} referenced, "
         f"format {', '.join(formats) or '-'}; root {m.root}"
     )
     if m.unmatched or m.unreadable or m.excluded:
@@ -127,7 +127,7 @@ def summary_tree(m: Manifest, *, title: str) -> Tree:
         branch = tree.add(
             f"[bold cyan]{node.path or '/'}[/] image {shape} {node.image.dtype} "
             f"{node.image.format}, dims ({', '.join(node.image_dims)}); "
-            f"{holes} hole(s) of {int(np.prod(node.shape))}"
+            f"{holes:,} hole(s) of {int(np.prod(node.shape)):,}"
         )
         for name, coord in node.coords.items():
             if coord.dims == (name,):

@@ -134,7 +134,7 @@ def _watch(
             f"{when}: {len(diff.added)} added, {len(diff.removed)} removed, "
             f"{len(diff.changed)} changed"
             + (f", {len(diff.labels)} label(s) emptied ({removed})" if diff.labels else "")
-            + f"; {len(new.files)} files, saved to {output or manifest}",
+            + f"; {len(new.files):,} files, saved to {output or manifest}",
             soft_wrap=True,
         )
 

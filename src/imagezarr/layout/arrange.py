@@ -252,7 +252,7 @@ def _explain(choice: Choice, nodes: Sequence[Node]) -> list[str]:
     slots = sum(int(n.file_index.size) for n in nodes)
     holes = sum(int((n.file_index < 0).sum()) for n in nodes)
     lines = [
-        f"dims chosen: ({dims}); {slots} slot(s), {holes} hole(s); "
+        f"dims chosen: ({dims}); {slots:,} slot(s), {holes:,} hole(s); "
         "pass dims (--dims) to choose yourself"
     ]
     coords = nodes[0].coords if nodes else {}

@@ -112,7 +112,7 @@ def summary_html(m: Manifest) -> str:
     """The manifest as HTML for notebooks (``Manifest._repr_html_``); never raises."""
     formats = ", ".join(sorted({n.image.format for n in m.nodes})) or "-"
     head = (
-        f"<b>imagezarr manifest</b>: {len(m.files)} files, "
+        f"<b>imagezarr manifest</b>: {len(m.files):,} files, "
         f"{human_bytes(m.total_bytes)} referenced, "
         f"format {html.escape(formats)}; root <code>{html.escape(m.root)}</code>"
     )

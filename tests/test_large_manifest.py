@@ -153,3 +153,45 @@ def test_path_chunk_shape_keeps_whole_trailing_dims():
             chunks = hierarchy.path_chunk_shape(shape, target)
             assert all(1 <= c <= s for c, s in zip(chunks, shape, strict=True))
             assert int(np.prod(chunks)) <= max(target, 1) or chunks.count(1) >= len(shape) - 1
+
+
+@pytest.mark.parametrize(
+    ("joined", "error"),
+    [
+        (b"a.png\x00\xff.png", "files.path is not UTF-8"),
+        (b"a.png\x00\xed\xa0\x80.png", "files.path is not UTF-8"),  # a lone surrogate
+        (b"a.png\x00b.png\x00c.png", "files columns differ in length"),
+        (b"a.png\x00../b.png", "leaves the dataset root"),
+        (b"a.png\x00c:b.png", "leaves the dataset root"),
+    ],
+)
+def test_a_hostile_packed_path_column_is_refused(experiment, tmp_path, joined, error):
+    _, out = experiment
+    doc = json.loads(out.read_text())
+    files = doc["files"]
+    files.update(count=2, path=model._pack(joined))
+    for key in ("size", "mtime_ns"):
+        files[key] = model._ints_json(np.arange(2, dtype=np.int64))
+    files.pop("checksum", None)
+    doc["groups"][0]["chunks"] = [0, 1] + [-1] * (np.prod(doc["groups"][0]["shape"]) - 2)
+    bad = tmp_path / "bad.imagezarr.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(imagezarr.errors.ManifestError, match=error):
+        imagezarr.load_manifest(bad)
+
+
+def test_a_packed_column_with_non_ascii_paths_round_trips(tmp_path, monkeypatch):
+    monkeypatch.setattr(model, "PACK_ABOVE", 2)
+    from imagezarr.testing import psii_image, write_image
+
+    images = tmp_path / "Versuch Größe"
+    names = [f"Tag {d}/Pflanze-ä{p}.png" for d in (1, 2) for p in (1, 2, 3)]
+    for k, name in enumerate(names):
+        write_image(images / name, psii_image((4, 6), plant=k, step=0, frame=1, seed=k))
+    m = imagezarr.scan(images, pattern=r"Tag (?P<day>\d)/Pflanze-ä(?P<plant>\d)\.png")
+    out = m.save(tmp_path / "m.imagezarr.json")
+    loaded = imagezarr.load_manifest(out)
+    assert isinstance(loaded.files.paths, PathColumn)
+    assert list(loaded.files.paths) == sorted(names)
+    ds = imagezarr.open_dataset(out)
+    assert set(ds.path.values.ravel().tolist()) == set(names)

@@ -258,3 +258,16 @@ def test_cli_update_with_a_scheduler(tmp_path, client, capsys):
     assert_same(imagezarr.load_manifest(out), imagezarr.scan(folder, **SCAN))
     assert main(["update", out, "--watch", "--scheduler", address]) == 2
     assert "--scheduler is for a single update" in capsys.readouterr().err
+
+
+def test_checksums_are_read_on_the_workers(s3, client):
+    url = put(s3, "checksums", nested())
+    plain = imagezarr.scan(url, storage_options=s3.options, checksum=True, **SCAN)
+    with distributed.get_task_stream(client) as stream:
+        spread = imagezarr.scan(
+            url, storage_options=s3.options, client=client, checksum=True, **SCAN
+        )
+    assert_same(spread, plain)
+    assert all(c and c.startswith("xxh3:") for c in spread.files.checksums)
+    keys = [distributed.utils.key_split(t["key"]) for t in stream.data]
+    assert "imagezarr-checksums" in keys, sorted(set(keys))

@@ -204,7 +204,7 @@ def scan(
         raise LayoutError(msg)
     kept_entries = [candidates[i] for i in good]
     if checksum:
-        kept_entries = checksums(got.root, kept_entries, reuse, workers, progress)
+        kept_entries = checksums(got.root, kept_entries, reuse, workers, progress, client)
     table = FileTable.from_entries(kept_entries)
     notes: list[str] = []
     nodes = arrange(

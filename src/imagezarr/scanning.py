@@ -8,6 +8,7 @@ it gathered into a manifest; :func:`imagezarr.inspect` reports on it without wri
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -279,8 +280,10 @@ def checksums(
     reuse: Manifest | None,
     workers: int | None,
     progress: Progress | None,
+    client: Any = None,
 ) -> list[FileEntry]:
-    """``entries`` with checksums: recorded ones kept for unchanged files, the rest read."""
+    """``entries`` with checksums: recorded ones kept for unchanged files, the rest read
+    (on the workers of a dask ``client`` when one is given: every byte is read there)."""
     recorded = reuse.files.checksums if reuse is not None else None
     out = list(entries)
     todo = []
@@ -289,7 +292,36 @@ def checksums(
             out[k] = replace(entries[k], checksum=recorded[i])
         else:
             todo.append(k)
-    done = add_checksums(root, [entries[k] for k in todo], workers=workers, progress=progress)
+    wanted = [entries[k] for k in todo]
+    if client is None:
+        done = add_checksums(root, wanted, workers=workers, progress=progress)
+    else:
+        done = _checksums_distributed(client, root, wanted, progress)
     for k, e in zip(todo, done, strict=True):
         out[k] = e
     return out
+
+
+def _checksums_distributed(
+    client: Any, root: Root, entries: list[FileEntry], progress: Progress | None
+) -> list[FileEntry]:
+    """:func:`add_checksums` over a dask cluster, 256 files per task, results in order."""
+    from distributed import as_completed
+
+    if isinstance(client, str):  # an address: connected for these checksums, closed after
+        with as_client(client) as connected:
+            return _checksums_distributed(connected, root, entries, progress)
+    # named, so that the checksum reads show as such in a dashboard's task stream
+    starts = list(range(0, len(entries), 256))
+    futures = {
+        client.submit(
+            add_checksums, root, entries[s : s + 256], key=f"imagezarr-checksums-{uuid.uuid4().hex}"
+        ): s
+        for s in starts
+    }
+    done: dict[int, list[FileEntry]] = {}
+    for future in as_completed(futures):
+        done[futures[future]] = future.result()  # a task's DiscoveryError is raised here
+        if progress is not None:
+            progress(sum(len(v) for v in done.values()), len(entries))
+    return [e for s in starts for e in done[s]]

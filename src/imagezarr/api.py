@@ -27,7 +27,7 @@ from .manifest import (
     load_manifest,
 )
 from .roots import Check
-from .scanning import checksums, gather, layout_spec
+from .scanning import checksums, connected, gather, layout_spec
 from .store import ImageZarrStore, OnError
 from .verify import verify
 
@@ -164,69 +164,73 @@ def scan(
         lookups=lookups,
         tables=tables,
     )
-    got = gather(
-        source,
-        spec,
-        files=files,
-        storage_options=storage_options,
-        allow_outside_root=allow_outside_root,
-        reuse=reuse,
-        client=client,
-        workers=workers,
-        progress=progress,
-    )
-    if report is not None:  # filled first, so a caller can explain a failure below
-        report.extend(got.report)
-    candidates, failed = got.entries, got.failed
-    if failed and on_unreadable == "error":
-        shown = "; ".join(str(e) for _, e in failed[:5])
-        msg = (
-            f"{len(failed)} file(s) are not readable images: {shown}. Remove them, narrow the "
-            "glob, or skip them (on_unreadable='skip', --skip-unreadable)."
+    # a scheduler address is connected once for the scan (listing, probes, checksums)
+    with connected(client) as client:
+        got = gather(
+            source,
+            spec,
+            files=files,
+            storage_options=storage_options,
+            allow_outside_root=allow_outside_root,
+            reuse=reuse,
+            client=client,
+            workers=workers,
+            progress=progress,
         )
-        raise ProbeError(msg, path=candidates[failed[0][0]].path)
-    good = got.good
-    bad = sorted({i for i, _ in failed})
-    excluded = [
-        *got.report,
-        *(Exclusion(candidates[i].path, UNREADABLE, str(e)) for i, e in failed),
-    ]
-    if spec.on_mismatch == "skip":
-        odd = minority_images([got.fields[i] for i in good], [got.infos[i] for i in good], spec)
-        excluded += [Exclusion(candidates[good[k]].path, OTHER_SIGNATURE, why) for k, why in odd]
-        drop = {good[k] for k, _ in odd}
-        good = [i for i in good if i not in drop]
-    if not good:
-        shown = ", ".join(repr(candidates[i].path) for i in bad[:5])
-        msg = f"no file is left to scan: {len(got.unmatched)} left out by the layout" + (
-            f", {len(bad)} not readable images ({shown})" if bad else ""
+        if report is not None:  # filled first, so a caller can explain a failure below
+            report.extend(got.report)
+        candidates, failed = got.entries, got.failed
+        if failed and on_unreadable == "error":
+            shown = "; ".join(str(e) for _, e in failed[:5])
+            msg = (
+                f"{len(failed)} file(s) are not readable images: {shown}. Remove them, narrow the "
+                "glob, or skip them (on_unreadable='skip', --skip-unreadable)."
+            )
+            raise ProbeError(msg, path=candidates[failed[0][0]].path)
+        good = got.good
+        bad = sorted({i for i, _ in failed})
+        excluded = [
+            *got.report,
+            *(Exclusion(candidates[i].path, UNREADABLE, str(e)) for i, e in failed),
+        ]
+        if spec.on_mismatch == "skip":
+            odd = minority_images([got.fields[i] for i in good], [got.infos[i] for i in good], spec)
+            excluded += [
+                Exclusion(candidates[good[k]].path, OTHER_SIGNATURE, why) for k, why in odd
+            ]
+            drop = {good[k] for k, _ in odd}
+            good = [i for i in good if i not in drop]
+        if not good:
+            shown = ", ".join(repr(candidates[i].path) for i in bad[:5])
+            msg = f"no file is left to scan: {len(got.unmatched)} left out by the layout" + (
+                f", {len(bad)} not readable images ({shown})" if bad else ""
+            )
+            raise LayoutError(msg)
+        kept_entries = [candidates[i] for i in good]
+        if checksum:
+            kept_entries = checksums(got.root, kept_entries, reuse, workers, progress, client)
+        table = FileTable.from_entries(kept_entries)
+        notes: list[str] = []
+        nodes = arrange(
+            table.paths,
+            [got.fields[i] for i in good],
+            [got.infos[i] for i in good],  # type: ignore[misc]
+            spec,
+            notes=notes,
+            previous=reuse.nodes if reuse is not None else (),  # an update keeps label order
+            keep_labels=keep_labels,
         )
-        raise LayoutError(msg)
-    kept_entries = [candidates[i] for i in good]
-    if checksum:
-        kept_entries = checksums(got.root, kept_entries, reuse, workers, progress, client)
-    table = FileTable.from_entries(kept_entries)
-    notes: list[str] = []
-    nodes = arrange(
-        table.paths,
-        [got.fields[i] for i in good],
-        [got.infos[i] for i in good],  # type: ignore[misc]
-        spec,
-        notes=notes,
-        previous=reuse.nodes if reuse is not None else (),  # an update keeps label order
-        keep_labels=keep_labels,
-    )
-    return Manifest(
-        root=got.root.url,
-        files=table,
-        layout=spec,
-        nodes=tuple(nodes),
-        unmatched=len(got.unmatched),
-        unreadable=tuple(candidates[i].path for i in bad),
-        storage_options=got.options,
-        notes=tuple(notes),
-        excluded=tuple(excluded),
-    )
+        return Manifest(
+            root=got.root.url,
+            files=table,
+            layout=spec,
+            nodes=tuple(nodes),
+            unmatched=len(got.unmatched),
+            unreadable=tuple(candidates[i].path for i in bad),
+            storage_options=got.options,
+            notes=tuple(notes),
+            excluded=tuple(excluded),
+        )
 
 
 def update(

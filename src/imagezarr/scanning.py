@@ -7,9 +7,10 @@ it gathered into a manifest; :func:`imagezarr.inspect` reports on it without wri
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -126,19 +127,6 @@ def gather(
     progress: Progress | None = None,
 ) -> Gathered:
     """List, match and probe the files of ``source`` for ``spec`` (see :func:`imagezarr.scan`)."""
-    if isinstance(client, str):  # a scheduler address: connected for this scan, closed after
-        with as_client(client) as connected:
-            return gather(
-                source,
-                spec,
-                files=files,
-                storage_options=storage_options,
-                allow_outside_root=allow_outside_root,
-                reuse=reuse,
-                client=connected,
-                workers=workers,
-                progress=progress,
-            )
     spec.validate()
     glob = spec.glob
     options = dict(storage_options or {})
@@ -302,15 +290,23 @@ def checksums(
     return out
 
 
+@contextlib.contextmanager
+def connected(client: Any) -> Iterator[Any]:
+    """``client`` itself, or (for a scheduler address) a client connected for the ``with``
+    block and closed after it, so that none is left reconnecting once the cluster is gone."""
+    if isinstance(client, str):
+        with as_client(client) as opened:
+            yield opened
+    else:
+        yield client
+
+
 def _checksums_distributed(
     client: Any, root: Root, entries: list[FileEntry], progress: Progress | None
 ) -> list[FileEntry]:
     """:func:`add_checksums` over a dask cluster, 256 files per task, results in order."""
     from distributed import as_completed
 
-    if isinstance(client, str):  # an address: connected for these checksums, closed after
-        with as_client(client) as connected:
-            return _checksums_distributed(connected, root, entries, progress)
     # named, so that the checksum reads show as such in a dashboard's task stream
     starts = list(range(0, len(entries), 256))
     futures = {

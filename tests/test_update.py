@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 
@@ -150,6 +151,7 @@ def test_watch_saves_each_change_set_and_stops_cleanly(psii, tmp_path):
             "on_change": heard,
             "on_error": lambda e: failures.append(str(e)),
             "stop": stop,
+            "events": False,  # polling: the half-copied file below is met by a round
         },
     )
     before = out.read_bytes()
@@ -175,6 +177,68 @@ def test_watch_saves_each_change_set_and_stops_cleanly(psii, tmp_path):
     assert reader.image.isel(frame=0).values.any()
 
 
+def test_watch_follows_file_system_events(psii, tmp_path):
+    """With events, a new image is taken in long before the (here 120 s) interval, and a
+    copy in progress (an empty file, completed 0.2 s later) is taken in once complete."""
+    import threading
+    import time
+
+    pytest.importorskip("watchfiles")
+    images, truth = psii
+    out = imagezarr.scan(images, **PSII).save(tmp_path / "exp.imagezarr.json")
+    heard = threading.Event()
+    seen: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def changed(diff, new):
+        seen.append(len(diff.added))
+        heard.set()
+        stop.set()
+
+    watcher = threading.Thread(
+        target=imagezarr.api.watch,
+        args=(out,),
+        kwargs={
+            "interval": 120,
+            "on_change": changed,
+            "on_error": lambda e: failures.append(str(e)),
+            "stop": stop,
+            "events": True,
+        },
+    )
+    watcher.start()
+    time.sleep(1)  # the first round has run
+    name = sorted(truth)[0].replace("-1.png", "-7.png")
+    (images / name).write_bytes(b"")
+    time.sleep(0.2)
+    write_image(images / name, psii_image((12, 16), plant=1, step=0, frame=7, seed=1))
+    assert heard.wait(30), "no update after a file-system event"
+    watcher.join(timeout=10)
+    assert not watcher.is_alive()
+    assert seen == [1]
+    # the empty file is normally never seen (0.2 s < the 0.5 s of quiet awaited); a machine
+    # stalling longer between the two writes makes one round fail on it, and retry
+    assert all("empty file" in f for f in failures), failures
+    assert len(imagezarr.load_manifest(out).files) == len(truth) + 1
+
+
+def test_watch_events_need_a_local_folder_and_watchfiles(psii, tmp_path, monkeypatch):
+    images, _ = psii
+    m = imagezarr.scan(images, **PSII)
+    assert imagezarr.api.watches_events(m, False) is None
+    remote = dataclasses.replace(m, root="s3://lab/exp")
+    assert imagezarr.api.watches_events(remote) is None  # a bucket: polling only
+    with pytest.raises(ValueError, match="a remote root reports no file-system events"):
+        imagezarr.api.watches_events(remote, True)
+    monkeypatch.setitem(__import__("sys").modules, "watchfiles", None)  # not installed
+    assert imagezarr.api.watches_events(m) is None
+    with pytest.raises(ImportError, match=r"pip install imagezarr\[watch\]"):
+        imagezarr.api.watches_events(m, True)
+    out = m.save(tmp_path / "exp.imagezarr.json")
+    assert main(["update", str(out), "--watch", "--events"]) == 2
+
+
 def test_cli_watch_stops_on_ctrl_c(psii, tmp_path, monkeypatch, capsys):
     images, _ = psii
     out = imagezarr.scan(images, **PSII).save(tmp_path / "exp.imagezarr.json")
@@ -184,7 +248,9 @@ def test_cli_watch_stops_on_ctrl_c(psii, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(imagezarr.api, "watch", interrupted)
     assert main(["update", str(out), "--watch", "--interval", "0.1"]) == 0
-    assert "stopped" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "stopped" in printed
+    assert f"updating on changes in {images}" in printed.replace("\n", "")
 
 
 def test_update_sorts_new_labels_in_among_the_kept_ones(psii, tmp_path):

@@ -16,6 +16,7 @@ from .api import (
     open_store,
     scan,
     update,
+    watch,
 )
 from .errors import (
     ChunkDecodeError,
@@ -72,4 +73,5 @@ __all__ = [
     "preview",
     "scan",
     "update",
+    "watch",
 ]

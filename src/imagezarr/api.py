@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -327,38 +328,110 @@ def watch(
     stop: threading.Event | None = None,
     rounds: int | None = None,
     removed: Literal["shrink", "holes"] = "shrink",
+    events: bool | None = None,
 ) -> int:
-    """Keep a manifest up to date: :func:`update` every ``interval`` seconds, saving
-    (atomically, to ``output`` or in place) only when something changed.
+    """Keep a manifest up to date: :func:`update` whenever the folder reports a change and
+    at least every ``interval`` seconds, saving (atomically, to ``output`` or in place) only
+    when something changed.
 
-    Readers holding the previous manifest keep reading it as it was: a save replaces the file
-    in one rename and never touches the images. Runs until ``stop`` is set, ``rounds``
-    updates were made, or Ctrl-C; ``on_change(diff, manifest)`` hears of each change set.
-    A round that fails (a file still being copied in reads as a broken image) changes
-    nothing and is tried again at the next interval; ``on_error(error)`` hears of it (by
-    default it is logged as a warning). Returns how many change sets were saved.
+    File-system events (``events``; by default used when the root is a local folder and the
+    ``watchfiles`` package is installed, ``pip install imagezarr[watch]``) start an update
+    as soon as a copy has gone quiet for a moment; the ``interval`` check stays, for shares
+    and buckets that report nothing. Readers holding the previous manifest keep reading it
+    as it was: a save replaces the file in one rename and never touches the images. Runs
+    until ``stop`` is set, ``rounds`` updates were made, or Ctrl-C; ``on_change(diff,
+    manifest)`` hears of each change set. A round that fails (a file still being copied in
+    reads as a broken image) changes nothing and is tried again at the next change or
+    interval; ``on_error(error)`` hears of it (by default it is logged as a warning).
+    Returns how many change sets were saved.
     """
     stop = stop or threading.Event()
     current = as_manifest(manifest, storage_options=storage_options)
     target = manifest if output is None else output
+    wait = _Waiter(watches_events(current, events), interval, stop)
     saved = done = 0
-    while rounds is None or done < rounds:
-        done += 1
-        try:
-            new, diff = update(current, check=check, removed=removed)
-        except ImageZarrError as e:
-            (on_error or _log_watch_error)(e)
-            if stop.wait(interval):
+    try:
+        while rounds is None or done < rounds:
+            done += 1
+            try:
+                new, diff = update(current, check=check, removed=removed)
+            except ImageZarrError as e:
+                (on_error or _log_watch_error)(e)
+                if wait():
+                    break
+                continue
+            if diff.any:
+                new.save(target, force=output is None)
+                current, saved = new, saved + 1
+                if on_change is not None:
+                    on_change(diff, new)
+            if wait():
                 break
-            continue
-        if diff.any:
-            new.save(target, force=output is None)
-            current, saved = new, saved + 1
-            if on_change is not None:
-                on_change(diff, new)
-        if stop.wait(interval):
-            break
+    finally:
+        wait.close()
     return saved
+
+
+def watches_events(manifest: Manifest, events: bool | None = None) -> str | None:
+    """The local folder whose file-system events :func:`watch` follows, or None (polling
+    only): ``events=None`` means when possible, ``True`` requires it."""
+    try:
+        folder = os.path.normpath(manifest.source.local_path(""))
+    except NotImplementedError:  # a bucket or HTTP: nothing reports changes
+        folder = None
+    try:
+        import watchfiles  # noqa: F401
+    except ImportError:
+        folder = None if events is None else folder
+        if events:
+            msg = "watching file-system events needs watchfiles: pip install imagezarr[watch]"
+            raise ImportError(msg) from None
+    if events is False:
+        return None
+    if events and folder is None:
+        msg = f"{manifest.root}: a remote root reports no file-system events; drop --events"
+        raise ValueError(msg)
+    return folder
+
+
+class _Waiter:
+    """The wait between rounds of :func:`watch`: until the folder reports changes that then
+    go quiet (file-system events, followed in a thread started before the first round, so
+    that nothing changed meanwhile is missed), or ``interval`` passes, or ``stop`` is set."""
+
+    def __init__(self, folder: str | None, interval: float, stop: threading.Event) -> None:
+        self.interval, self.stop = interval, stop
+        self.changed = threading.Event()
+        self.quit = threading.Event()
+        if folder is not None:
+            threading.Thread(target=self._follow, args=(folder,), daemon=True).start()
+
+    def _follow(self, folder: str) -> None:
+        import watchfiles
+
+        # a burst of events (a copy in progress) counts once it has been quiet for 0.5 s
+        for _ in watchfiles.watch(
+            folder,
+            stop_event=self.quit,
+            debounce=10_000,
+            step=500,
+            watch_filter=None,
+            raise_interrupt=False,  # Ctrl-C belongs to the main thread
+        ):
+            self.changed.set()
+
+    def __call__(self) -> bool:
+        """Wait; True once ``stop`` is set."""
+        deadline = time.monotonic() + self.interval
+        while not self.stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self.changed.wait(min(left, 0.2)):
+                break
+        self.changed.clear()
+        return self.stop.is_set()
+
+    def close(self) -> None:
+        self.quit.set()
 
 
 def _log_watch_error(error: ImageZarrError) -> None:

@@ -53,7 +53,13 @@ from ._common import (
     type=float,
     default=60.0,
     show_default=True,
-    help="Seconds between updates with --watch.",
+    help="With --watch: the longest wait between updates.",
+)
+@click.option(
+    "--events/--no-events",
+    default=None,
+    help="With --watch: update as soon as the folder reports changes (file-system events; "
+    "needs watchfiles). Default: when the root is a local folder and watchfiles is installed.",
 )
 @check_option
 @scheduler_option
@@ -69,6 +75,7 @@ def update(
     removed: str,
     watch: bool,
     interval: float,
+    events: bool | None,
     check: str,
     scheduler: str | None,
     options: tuple[str, ...],
@@ -82,7 +89,7 @@ def update(
         msg = "--watch updates in this process; --scheduler is for a single update"
         raise click.UsageError(msg)
     if watch:
-        _watch(manifest, output, interval, check, removed, storage_options(options))
+        _watch(manifest, output, interval, check, removed, events, storage_options(options))
         return
     with lazy_progress("probing headers", quiet=quiet) as progress:
         new, diff = api.update(
@@ -126,7 +133,13 @@ def update(
 
 
 def _watch(
-    manifest: str, output: str | None, interval: float, check: str, removed: str, options: Any
+    manifest: str,
+    output: str | None,
+    interval: float,
+    check: str,
+    removed: str,
+    events: bool | None,
+    options: Any,
 ) -> None:
     def said(diff: FileDiff, new: Manifest) -> None:
         when = datetime.now().isoformat(sep=" ", timespec="seconds")
@@ -142,7 +155,14 @@ def _watch(
         when = datetime.now().isoformat(sep=" ", timespec="seconds")
         console.print(f"{when}: not updated, trying again: {error}", soft_wrap=True)
 
-    console.print(f"watching {manifest} every {interval:g} s; Ctrl-C stops", soft_wrap=True)
+    try:
+        folder = api.watches_events(api.as_manifest(manifest, storage_options=options), events)
+    except (ImportError, ValueError) as e:
+        raise click.UsageError(str(e)) from e
+    how = f"on changes in {folder} and " if folder else ""
+    console.print(
+        f"watching {manifest}: updating {how}every {interval:g} s; Ctrl-C stops", soft_wrap=True
+    )
     try:
         api.watch(
             manifest,
@@ -153,6 +173,7 @@ def _watch(
             removed=removed,  # type: ignore[arg-type]
             on_change=said,
             on_error=failed,
+            events=folder is not None,
         )
     except KeyboardInterrupt:
         console.print("stopped")

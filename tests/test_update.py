@@ -283,6 +283,10 @@ def test_label_order_of_an_earlier_scan_is_reused_only_for_the_same_types():
     assert _sorted_labels(["b", "a"], known=[1]) == ["a", "b"]
     assert _sorted_labels([3, 1, 2], known=[3, 1]) == [3, 1, 2]  # the recorded order is kept
     assert _sorted_labels(["x"], known=["y"]) == ["x"]
+    # None (not found by a lookup) sorts last and does not stop the reuse
+    assert _sorted_labels(["b", "a"], known=["a", None], keep=True) == ["a", "b", None]
+    assert _sorted_labels([None, "c"], known=["a", "b"], keep=True) == ["a", "b", "c", None]
+    assert _sorted_labels([None], known=[None]) == [None]
 
 
 @pytest.mark.parametrize("removed", ["shrink", "holes"])

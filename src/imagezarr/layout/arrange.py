@@ -346,10 +346,14 @@ def _sorted_labels(
     distinct = dict.fromkeys(values)
     unique = list(distinct)
     kinds = {type(v) for v in unique}
+    before = {type(v) for v in known}
+    # an earlier order is only reused for labels of the very same types (1 == 1.0 == True);
+    # None (a value a lookup did not find) goes with any
+    now, then = kinds - {type(None)}, before - {type(None)}
+    reuse = bool(known) and (now == then or not now or not then)
     # as _sort_key orders them; for strings without a second call per value
-    key = natural_key if kinds == {str} else _sort_key
-    # an earlier order is only reused for labels of the very same types (1 == 1.0 == True)
-    if not known or {type(v) for v in known} != kinds:
+    key = natural_key if (kinds | before if reuse else kinds) == {str} else _sort_key
+    if not reuse:
         return sorted(unique, key=key)  # type: ignore[arg-type]
     # natural keys of 100,000 labels cost most of an update: sort the new labels only and
     # find their places among the kept ones by bisection (a few keys each)

@@ -127,6 +127,24 @@ def test_update_of_a_bucket_probes_only_the_new_object(monkeypatch, tmp_path):
     assert len(new.files) == len(names)
 
 
+def _watching(out, on_change, failures, stop, **options):
+    """``imagezarr.watch(out)`` started in a thread, errors collected in ``failures``."""
+    import threading
+
+    watcher = threading.Thread(
+        target=imagezarr.api.watch,
+        args=(out,),
+        kwargs={
+            "on_change": on_change,
+            "on_error": lambda e: failures.append(str(e)),
+            "stop": stop,
+            **options,
+        },
+    )
+    watcher.start()
+    return watcher
+
+
 def test_watch_saves_each_change_set_and_stops_cleanly(psii, tmp_path):
     import threading
     import time
@@ -143,19 +161,9 @@ def test_watch_saves_each_change_set_and_stops_cleanly(psii, tmp_path):
         if len(seen) == 2:
             stop.set()
 
-    watcher = threading.Thread(
-        target=imagezarr.api.watch,
-        args=(out,),
-        kwargs={
-            "interval": 0.05,
-            "on_change": heard,
-            "on_error": lambda e: failures.append(str(e)),
-            "stop": stop,
-            "events": False,  # polling: the half-copied file below is met by a round
-        },
-    )
     before = out.read_bytes()
-    watcher.start()
+    # polling: the half-copied file below is met by a round
+    watcher = _watching(out, heard, failures, stop, interval=0.05, events=False)
     time.sleep(0.3)
     assert out.read_bytes() == before  # nothing changed: nothing written
     names = sorted(truth)
@@ -196,18 +204,7 @@ def test_watch_follows_file_system_events(psii, tmp_path):
         heard.set()
         stop.set()
 
-    watcher = threading.Thread(
-        target=imagezarr.api.watch,
-        args=(out,),
-        kwargs={
-            "interval": 120,
-            "on_change": changed,
-            "on_error": lambda e: failures.append(str(e)),
-            "stop": stop,
-            "events": True,
-        },
-    )
-    watcher.start()
+    watcher = _watching(out, changed, failures, stop, interval=120, events=True)
     time.sleep(1)  # the first round has run
     name = sorted(truth)[0].replace("-1.png", "-7.png")
     (images / name).write_bytes(b"")

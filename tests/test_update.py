@@ -315,7 +315,7 @@ def test_a_label_whose_files_are_all_gone_shrinks_or_stays_as_holes(
         assert "A5" not in labels
     # a second update with nothing new reports nothing: an emptied label is told once
     assert main(["update", str(out), "--removed", removed, "-q"]) == 0
-    assert "label" not in capsys.readouterr().out
+    assert "label    " not in capsys.readouterr().out
 
 
 def test_a_group_whose_files_are_all_gone_is_reported(psii, tmp_path):
@@ -367,3 +367,15 @@ def test_update_keeps_the_dims_the_scan_chose_while_the_files_fit_them(tmp_path)
     holes = int((node.file_index < 0).sum())
     note = next(n for n in third.notes if n.startswith("dims chosen"))
     assert f"{node.file_index.size} slot(s), {holes} hole(s)" in note
+
+
+def test_cli_update_leaves_an_unchanged_manifest_alone(psii, tmp_path, capsys):
+    images, _ = psii
+    out = imagezarr.scan(images, **PSII).save(tmp_path / "exp.imagezarr.json")
+    before = (out.read_bytes(), out.stat().st_mtime_ns)
+    assert main(["update", str(out)]) == 0
+    assert f"nothing changed: {out} left as it was" in capsys.readouterr().out.replace("\n", "")
+    assert (out.read_bytes(), out.stat().st_mtime_ns) == before
+    copy = tmp_path / "copy.imagezarr.json"  # an output asked for is written all the same
+    assert main(["update", str(out), "-o", str(copy), "-q"]) == 0
+    assert imagezarr.load_manifest(copy).files == imagezarr.load_manifest(out).files

@@ -126,6 +126,9 @@ def update(
     )
     if dry_run:
         return
+    if not diff.any and output is None:  # the manifest already says it all: leave it be
+        console.print(f"nothing changed: {manifest} left as it was", soft_wrap=True)
+        return
     # replacing the manifest where it already is needs no permission; a new output does
     out = new.save(output or manifest, force=force or output is None)
     if not quiet:

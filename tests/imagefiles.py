@@ -18,7 +18,19 @@ from zarr.storage import MemoryStore
 
 from imagezarr.codecs import SourceBuffer, pin_codecs
 
-__all__ = ["DECODER_FUNCTIONS", "codec_decode", "pil", "tif", "tiff_from_tags"]
+__all__ = ["AVAILABLE", "DECODER_FUNCTIONS", "codec_decode", "pil", "tif", "tiff_from_tags"]
+
+# Whether this imagecodecs build has each format (probe tests skip the ones it lacks).
+AVAILABLE = {
+    "png": imagecodecs.PNG.available,
+    "jpeg": imagecodecs.JPEG8.available,
+    "tiff": imagecodecs.TIFF.available,
+    "webp": imagecodecs.WEBP.available,
+    "bmp": imagecodecs.BMP.available,
+    "gif": imagecodecs.GIF.available,
+    "jpeg2k": imagecodecs.JPEG2K.available,
+    "jpegxl": imagecodecs.JPEGXL.available,
+}
 
 # The imagecodecs function each zarr codec calls to decode a chunk.
 DECODER_FUNCTIONS = {

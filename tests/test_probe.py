@@ -16,7 +16,7 @@ from PIL import Image
 from zarr.core.buffer import cpu
 from zarr.storage import MemoryStore
 
-from imagefiles import DATA, codec_decode, pil, tif, tiff_from_tags
+from imagefiles import AVAILABLE, DATA, codec_decode, pil, tif, tiff_from_tags
 from imagezarr.errors import ProbeError, UnsupportedImageError
 from imagezarr.probe import (
     EXTENSIONS,
@@ -45,16 +45,6 @@ DECODERS: dict[str, Callable[[bytes], np.ndarray]] = {
     "gif": lambda d: imagecodecs.gif_decode(d, asrgb=False),
     "jpeg2k": imagecodecs.jpeg2k_decode,
     "jpegxl": imagecodecs.jpegxl_decode,
-}
-AVAILABLE = {
-    "png": imagecodecs.PNG.available,
-    "jpeg": imagecodecs.JPEG8.available,
-    "tiff": imagecodecs.TIFF.available,
-    "webp": imagecodecs.WEBP.available,
-    "bmp": imagecodecs.BMP.available,
-    "gif": imagecodecs.GIF.available,
-    "jpeg2k": imagecodecs.JPEG2K.available,
-    "jpegxl": imagecodecs.JPEGXL.available,
 }
 
 

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from imagefiles import DATA, codec_decode, pil, tiff_from_tags
+from imagefiles import AVAILABLE, DATA, codec_decode, pil, tiff_from_tags
 from imagezarr.errors import ProbeError, UnsupportedImageError
 from imagezarr.probe import probe_bytes
 
@@ -41,16 +41,6 @@ from imagezarr.probe import probe_bytes
 DEFAULT_EXAMPLES = {"tiff": 1500, "png": 300, "jpeg": 300, "gif": 200, "bmp": 200, "webp": 200}
 DEFAULT_EXAMPLES |= {"jpeg2k": 200, "jpegxl": 200}
 FUZZ_EXAMPLES = int(os.environ.get("IMAGEZARR_FUZZ_EXAMPLES", "0"))
-AVAILABLE = {
-    "png": imagecodecs.PNG.available,
-    "jpeg": imagecodecs.JPEG8.available,
-    "tiff": imagecodecs.TIFF.available,
-    "webp": imagecodecs.WEBP.available,
-    "bmp": imagecodecs.BMP.available,
-    "gif": imagecodecs.GIF.available,
-    "jpeg2k": imagecodecs.JPEG2K.available,
-    "jpegxl": imagecodecs.JPEGXL.available,
-}
 # refusals that are policy, not a claim that the decoder fails
 DELIBERATE = re.compile(
     r"pages|animated|pclr|components differ|differing per-sample|only its first"

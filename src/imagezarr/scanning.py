@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -34,7 +33,7 @@ from .paths import match_paths
 from .presets import read_table
 from .probe import ImageInfo
 from .probe._many import Result as ProbeResult
-from .probe._many import as_client, probe_distributed, probe_entries
+from .probe._many import as_client, map_batches, probe_distributed, probe_entries
 from .probe._spread import Spread, list_and_probe, take_probed
 from .roots import FileEntry, Root, open_root, stale
 
@@ -284,7 +283,8 @@ def checksums(
     if client is None:
         done = add_checksums(root, wanted, workers=workers, progress=progress)
     else:
-        done = _checksums_distributed(client, root, wanted, progress)
+        # named, so that the checksum reads show as such in a dashboard's task stream
+        done = map_batches(client, add_checksums, root, wanted, name="checksums", progress=progress)
     for k, e in zip(todo, done, strict=True):
         out[k] = e
     return out
@@ -299,25 +299,3 @@ def connected(client: Any) -> Iterator[Any]:
             yield opened
     else:
         yield client
-
-
-def _checksums_distributed(
-    client: Any, root: Root, entries: list[FileEntry], progress: Progress | None
-) -> list[FileEntry]:
-    """:func:`add_checksums` over a dask cluster, 256 files per task, results in order."""
-    from distributed import as_completed
-
-    # named, so that the checksum reads show as such in a dashboard's task stream
-    starts = list(range(0, len(entries), 256))
-    futures = {
-        client.submit(
-            add_checksums, root, entries[s : s + 256], key=f"imagezarr-checksums-{uuid.uuid4().hex}"
-        ): s
-        for s in starts
-    }
-    done: dict[int, list[FileEntry]] = {}
-    for future in as_completed(futures):
-        done[futures[future]] = future.result()  # a task's DiscoveryError is raised here
-        if progress is not None:
-            progress(sum(len(v) for v in done.values()), len(entries))
-    return [e for s in starts for e in done[s]]

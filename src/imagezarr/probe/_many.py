@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from uuid import uuid4
 
 from ..errors import ProbeError
 from ..roots import READ_ERRORS, FileEntry, Root, error_text
@@ -17,9 +18,19 @@ from . import probe
 from ._common import HEAD_SIZE, ImageInfo
 from ._png import png_info, read_head
 
-__all__ = ["as_client", "probe_distributed", "probe_entries", "probe_results", "split_results"]
+__all__ = [
+    "BATCH",
+    "as_client",
+    "map_batches",
+    "probe_distributed",
+    "probe_entries",
+    "probe_results",
+    "probe_task",
+    "split_results",
+]
 
 Progress = Callable[[int, int], None]
+BATCH = 256  # files per dask task: enough to hide a task's overhead, small enough to balance
 SLOW_PROBE_SECONDS = 200e-6
 
 Result = ImageInfo | ProbeError
@@ -123,6 +134,44 @@ def as_client(client: Any) -> Any:
     return client if isinstance(client, Client) else Client(client)
 
 
+def probe_task(root: Root, entries: Sequence[FileEntry]) -> list[Result]:
+    """A dask task probing a batch of files, over the worker's own threads when the files
+    are slow to reach (what :func:`probe_results` decides)."""
+    return probe_results(root, entries, workers=None, progress=None)
+
+
+def map_batches(
+    client: Any,
+    task: Callable[[Root, list[FileEntry]], list[Any]],
+    root: Root,
+    entries: Sequence[FileEntry],
+    *,
+    name: str,
+    progress: Progress | None,
+) -> list[Any]:
+    """``task(root, batch)`` on a dask cluster for batches of 256 of ``entries``, one result
+    per entry, in the order of ``entries``; the first failing task's error is raised.
+
+    Tasks are keyed ``imagezarr-<name>-<uuid>``, so they show by name in a task stream.
+    """
+    from distributed import as_completed
+
+    client = as_client(client)
+    starts = list(range(0, len(entries), BATCH))
+    futures = {
+        client.submit(
+            task, root, list(entries[s : s + BATCH]), key=f"imagezarr-{name}-{uuid4().hex}"
+        ): s
+        for s in starts
+    }
+    by_start: dict[int, list[Any]] = {}
+    for future in as_completed(futures):
+        by_start[futures[future]] = future.result()
+        if progress is not None:
+            progress(sum(len(v) for v in by_start.values()), len(entries))
+    return [r for s in starts for r in by_start[s]]
+
+
 def probe_distributed(
     client: Any,
     root: Root,
@@ -131,18 +180,5 @@ def probe_distributed(
     progress: Progress | None,
 ) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
     """Spread header probes over a dask cluster, in batches of 256 files."""
-    from distributed import as_completed
-
-    client = as_client(client)
-    batch = 256
-    starts = list(range(0, len(entries), batch))
-    futures = {
-        client.submit(_probe_batch, root, list(entries[s : s + batch]), pure=False): s
-        for s in starts
-    }
-    by_start: dict[int, list[Result]] = {}
-    for future in as_completed(futures):
-        by_start[futures[future]] = future.result()
-        if progress is not None:
-            progress(sum(len(v) for v in by_start.values()), len(entries))
-    return split_results([r for s in starts for r in by_start[s]])
+    results = map_batches(client, probe_task, root, entries, name="probe", progress=progress)
+    return split_results(results)

@@ -27,11 +27,18 @@ from ..discover import in_path_order, listing_errors, visible
 from ..errors import ProbeError
 from ..roots import FileEntry, Root, stale
 from ._common import ImageInfo
-from ._many import Progress, Result, as_client, probe_distributed, probe_results, split_results
+from ._many import (
+    BATCH,
+    Progress,
+    Result,
+    as_client,
+    probe_distributed,
+    probe_task,
+    split_results,
+)
 
 __all__ = ["Spread", "list_and_probe", "take_probed"]
 
-BATCH = 256  # files per task for the files the client listed itself
 MIN_TASKS = 256  # one task per prefix up to this many prefixes (or 8 per worker thread)
 Keep = Callable[[str], bool]
 
@@ -72,13 +79,8 @@ def _list_and_probe(
         for prefix in prefixes:
             found += root.list(keep, prefix)
     todo = _to_probe(found, wanted, known)
-    results = probe_results(root, [found[i] for i in todo], workers=None, progress=None)
+    results = probe_task(root, [found[i] for i in todo])
     return found, todo, results
-
-
-def _probe_batch(root: Root, entries: Sequence[FileEntry]) -> list[Result]:
-    """A task: probe files the client listed, over the worker's thread pool."""
-    return probe_results(root, entries, workers=None, progress=None)
 
 
 def _top(root: Root, keep: Keep, few: int) -> tuple[list[str], list[FileEntry]]:
@@ -162,7 +164,7 @@ def list_and_probe(
     for s in range(0, len(todo), BATCH):
         batch = todo[s : s + BATCH]
         key = f"imagezarr-probe-{uuid4().hex}"
-        futures[client.submit(_probe_batch, shared, batch, key=key)] = batch
+        futures[client.submit(probe_task, shared, batch, key=key)] = batch
     entries = list(loose)
     probed: dict[str, Result] = {}
     lists_done = by_lists = batched = 0

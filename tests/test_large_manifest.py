@@ -38,7 +38,6 @@ def test_path_column_behaves_as_a_list_of_paths():
     assert c.pick(np.array([2, 2])) == [NAMES[2]] * 2
     assert c.strings(1, 3) == NAMES[1:3]
     assert c.strings(2, 2) == []
-    assert c.lengths().tolist() == [len(n.encode()) for n in NAMES]
     assert "b.png" in c
     assert "c.png" not in c
     assert c.index("b.png") == 3

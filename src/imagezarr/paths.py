@@ -291,10 +291,6 @@ class PathColumn(Sequence[str]):
         """The paths at ``index`` (an integer array), as a new column."""
         return PathColumn.from_paths(self.pick(np.asarray(index, np.int64)))
 
-    def lengths(self) -> np.ndarray:
-        """The UTF-8 length of every path."""
-        return np.diff(self.offsets) - 1
-
     def __eq__(self, other: object) -> bool:
         if isinstance(other, PathColumn):
             return self.data == other.data

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,7 +15,6 @@ from .errors import ImageZarrError, LayoutError, ProbeError
 from .layout import Derivation, Exclusion, LayoutSpec, Lookup, Table, arrange
 from .layout.arrange import minority_images
 from .layout.match import OTHER_SIGNATURE, UNREADABLE
-from .layout.spec import LayoutWarning
 from .manifest import (
     FileDiff,
     Manifest,
@@ -276,35 +273,18 @@ def update(
         msg = f"removed must be 'shrink' or 'holes', not {removed!r}"
         raise ValueError(msg)
     old = as_manifest(manifest, root=root, storage_options=storage_options)
-    again = functools.partial(
-        scan,
+    new = scan(
         old.root,
+        layout=old.layout,
         derived=derived,
         on_unreadable="skip" if old.unreadable else "error",
         storage_options=old.storage_options,
         progress=progress,
         checksum=old.files.checksums is not None or check == "checksum",
-        reuse=old,  # only new and changed files are probed
+        reuse=old,  # only new and changed files are probed; labels and chosen dims kept
         client=client,
         keep_labels=removed == "holes",
     )
-    pinned = old.chosen_layout()
-    new = None
-    if pinned is not None:
-        # the dims the first scan chose stay while the files still fit them (one file per
-        # slot): a day more of images must not reshape the arrays; else they are chosen again
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", LayoutWarning)  # sparse, but not the user's dims
-                kept = again(layout=pinned)
-            dims = ", ".join(pinned.dims or ())
-            new = replace(
-                kept, layout=old.layout, notes=(f"dims kept from the manifest: ({dims})",)
-            )
-        except LayoutError:
-            new = None
-    if new is None:
-        new = again(layout=old.layout)
     dropped: tuple[str, ...] = ()
     if drop_undecodable:
         report = verify(new, decode=True, check=check)

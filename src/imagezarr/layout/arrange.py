@@ -9,6 +9,7 @@ fewest dims that determine it.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import json
 import math
@@ -145,16 +146,62 @@ def arrange(
     or :class:`InconsistentImagesError`. ``previous`` are the nodes of an earlier scan
     (an update): their labels keep their order and only new labels are sorted in; with
     ``keep_labels`` a label whose files are all gone stays, as a slice of holes, instead of
-    leaving its coordinate (so shapes only grow).
+    leaving its coordinate (so shapes only grow); dims the earlier scan chose are kept while
+    the files fit them.
     """
     groups = _group_members(fields, spec.group_by)
     if spec.on_mismatch == "split":
         groups = _split_by_image(groups, infos)
     candidates = _candidates(fields, spec)
+    build = functools.partial(
+        _build_nodes, groups, paths, fields, infos, previous=previous, keep_labels=keep_labels
+    )
+    kept = _kept_dims(previous, candidates) if spec.dims is None else None
+    if kept is not None:
+        # an update keeps the dims the first scan chose while the files still fit them (one
+        # file per slot): a day more of images must not reshape the arrays
+        try:
+            nodes = build(replace(spec, dims=kept))
+        except DuplicateIndexError:
+            pass  # they no longer fit: chosen again below
+        else:
+            if notes is not None:
+                notes.append(f"dims kept from the manifest: ({', '.join(kept)})")
+            return nodes
     choice = None
     if spec.dims is None and candidates is not None:
         choice = choose_dims(fields, candidates, groups=list(groups.values()))
         spec = replace(spec, dims=choice.dims)
+    nodes = build(spec)
+    if choice is not None and notes is not None:
+        notes.extend(_explain(choice, nodes))
+    elif candidates is not None and spec.dims is not None and fields:
+        _warn_sparse(nodes, fields, candidates, list(groups.values()))
+    return nodes
+
+
+def _kept_dims(
+    previous: Sequence[Node], candidates: Sequence[str] | None
+) -> tuple[str, ...] | None:
+    """The dims every earlier node had, when they are all still fields to choose from."""
+    earlier = {n.dims for n in previous}
+    if candidates is None or len(earlier) != 1:
+        return None
+    dims = earlier.pop()
+    return dims if all(d in candidates for d in dims) else None
+
+
+def _build_nodes(
+    groups: Mapping[tuple[Any, ...], list[int]],
+    paths: Sequence[str],
+    fields: Sequence[Mapping[str, Value]],
+    infos: Sequence[ImageInfo],
+    spec: LayoutSpec,
+    *,
+    previous: Sequence[Node],
+    keep_labels: bool,
+) -> list[Node]:
+    """One node per group, in group order, laid out along ``spec.dims``."""
     nodes = []
     names: dict[str, tuple[Any, ...]] = {}
     for key in sorted(groups, key=lambda k: tuple(_sort_key(v) for v in k)):
@@ -171,10 +218,6 @@ def arrange(
         nodes.append(
             _build_node(path, attrs, groups[key], paths, fields, infos, spec, known, keep_labels)
         )
-    if choice is not None and notes is not None:
-        notes.extend(_explain(choice, nodes))
-    elif candidates is not None and spec.dims is not None and fields:
-        _warn_sparse(nodes, fields, candidates, list(groups.values()))
     return nodes
 
 

@@ -112,20 +112,6 @@ class Manifest:
             self, files=table, nodes=nodes, unreadable=tuple(sorted({*self.unreadable, *gone}))
         )
 
-    def chosen_layout(self) -> LayoutSpec | None:
-        """The layout with the dims the scan chose written in, when it chose them (none were
-        given) and every group got the same; ``None`` otherwise.
-
-        >>> import imagezarr.testing
-        >>> m = imagezarr.testing.small_manifest(dims=None)
-        >>> m.layout.dims, m.chosen_layout().dims  # one night, one step: those are no dims
-        (None, ('barcode', 'frame'))
-        """
-        chosen = {n.dims for n in self.nodes}
-        if self.layout.dims is not None or len(chosen) != 1:
-            return None
-        return replace(self.layout, dims=chosen.pop())
-
     def node(self, path: str = "") -> Node:
         """The node (group) at ``path``; ``""`` is the root group when there is no group_by."""
         for n in self.nodes:
@@ -353,18 +339,20 @@ def emptied_labels(old: Manifest, new: Manifest, *, kept: bool) -> tuple[str, ..
     lines = []
     before = {n.path: n for n in old.nodes}
     now = {n.path for n in new.nodes}
-    for path in before.keys() - now:
+    for path in sorted(before.keys() - now):
         lines.append(f"group {path!r}: no file left, removed")
     for node in new.nodes:
         prev = before.get(node.path)
         if prev is None:
             continue
         where = f"{node.path}: " if node.path else ""
-        for axis, d in enumerate(node.dims):
-            if d not in prev.coords or d not in node.coords:
+        for d in node.dims:
+            # a dim of both (dims may have been chosen again), labelled in both
+            if d not in prev.dims or d not in prev.coords or d not in node.coords:
                 continue
             if kept:  # labels whose slice is all holes now, and was not before
-                gone = [v for v in _empty_labels(node, axis) if v not in _empty_labels(prev, axis)]
+                empty_before = set(_empty_labels(prev, d))
+                gone = [v for v in _empty_labels(node, d) if v not in empty_before]
                 lines += [f"{where}{d}={_shown(v)}: no file left, kept as holes" for v in gone]
             else:
                 present = set(node.coords[d].values)
@@ -373,10 +361,11 @@ def emptied_labels(old: Manifest, new: Manifest, *, kept: bool) -> tuple[str, ..
     return tuple(lines)
 
 
-def _empty_labels(node: Node, axis: int) -> list[Any]:
+def _empty_labels(node: Node, dim: str) -> list[Any]:
+    axis = node.dims.index(dim)
     others = tuple(a for a in range(node.file_index.ndim) if a != axis)
     empty = ~(node.file_index >= 0).any(axis=others)
-    labels = node.coords[node.dims[axis]].values
+    labels = node.coords[dim].values
     return [labels[k] for k in np.flatnonzero(empty).tolist()]
 
 

@@ -240,7 +240,10 @@ def test_cli_watch_stops_on_ctrl_c(psii, tmp_path, monkeypatch, capsys):
     images, _ = psii
     out = imagezarr.scan(images, **PSII).save(tmp_path / "exp.imagezarr.json")
 
-    def interrupted(*args, **kwargs):
+    watches_events = imagezarr.api.watches_events
+
+    def interrupted(manifest, **kwargs):  # the start of a real watch, then Ctrl-C
+        kwargs["on_start"](watches_events(imagezarr.load_manifest(manifest), kwargs["events"]))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(imagezarr.api, "watch", interrupted)

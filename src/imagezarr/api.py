@@ -309,6 +309,7 @@ def watch(
     rounds: int | None = None,
     removed: Literal["shrink", "holes"] = "shrink",
     events: bool | None = None,
+    on_start: Callable[[str | None], None] | None = None,
 ) -> int:
     """Keep a manifest up to date: :func:`update` whenever the folder reports a change and
     at least every ``interval`` seconds, saving (atomically, to ``output`` or in place) only
@@ -323,12 +324,16 @@ def watch(
     manifest)`` hears of each change set. A round that fails (a file still being copied in
     reads as a broken image) changes nothing and is tried again at the next change or
     interval; ``on_error(error)`` hears of it (by default it is logged as a warning).
-    Returns how many change sets were saved.
+    ``on_start(folder)`` hears, before the first round, which folder's events are followed
+    (None: the interval alone). Returns how many change sets were saved.
     """
     stop = stop or threading.Event()
     current = as_manifest(manifest, storage_options=storage_options)
     target = manifest if output is None else output
-    wait = _Waiter(watches_events(current, events), interval, stop)
+    folder = watches_events(current, events)
+    if on_start is not None:
+        on_start(folder)
+    wait = _Waiter(folder, interval, stop)
     saved = done = 0
     try:
         while rounds is None or done < rounds:

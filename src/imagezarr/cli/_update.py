@@ -158,14 +158,16 @@ def _watch(
         when = datetime.now().isoformat(sep=" ", timespec="seconds")
         console.print(f"{when}: not updated, trying again: {error}", soft_wrap=True)
 
-    try:
-        folder = api.watches_events(api.as_manifest(manifest, storage_options=options), events)
-    except (ImportError, ValueError) as e:
-        raise click.UsageError(str(e)) from e
-    how = f"on changes in {folder} and " if folder else ""
-    console.print(
-        f"watching {manifest}: updating {how}every {interval:g} s; Ctrl-C stops", soft_wrap=True
-    )
+    started: list[str | None] = []
+
+    def announce(folder: str | None) -> None:
+        started.append(folder)
+        how = f"on changes in {folder} and " if folder else ""
+        console.print(
+            f"watching {manifest}: updating {how}every {interval:g} s; Ctrl-C stops",
+            soft_wrap=True,
+        )
+
     try:
         api.watch(
             manifest,
@@ -176,7 +178,12 @@ def _watch(
             removed=removed,  # type: ignore[arg-type]
             on_change=said,
             on_error=failed,
-            events=folder is not None,
+            events=events,
+            on_start=announce,
         )
+    except (ImportError, ValueError) as e:
+        if started:  # not the --events refusal: a failure while watching
+            raise
+        raise click.UsageError(str(e)) from e
     except KeyboardInterrupt:
         console.print("stopped")

@@ -543,3 +543,30 @@ def test_manifest_html_lists_at_most_20_groups(tmp_path):
     assert "<td style='text-align:left'>A21</td>" not in page
     assert "... and 3 more groups" in page
     assert "Group A1;" in page  # the sheet shows the first group
+
+
+def test_labels_with_accents_are_drawn_with_a_font_that_has_them(monkeypatch):
+    """Pillow's bundled font draws a box for every letter outside ASCII ("Versuch Größe"):
+    a system font with those glyphs is preferred, the bundled one is the last resort."""
+    from PIL import ImageFont
+
+    from imagezarr.preview import _draw
+
+    def mask(f, text):
+        return np.asarray(f.getmask(text)).tobytes()
+
+    _draw.font.cache_clear()
+    chosen = _draw.font()
+    bundled = ImageFont.load_default(size=_draw.FONT_SIZE)
+    assert mask(bundled, "ö") == mask(bundled, "\uffff")  # why a system font is looked for
+    if chosen.getname() == bundled.getname():
+        pytest.skip(f"none of {_draw.WIDE_FONTS} is installed here")
+    for letter in "öäüßé":
+        assert mask(chosen, letter) != mask(chosen, "\uffff"), letter
+
+    monkeypatch.setattr(_draw, "WIDE_FONTS", ("no-such-font.ttf",))  # a bare machine
+    _draw.font.cache_clear()
+    try:
+        assert _draw.font().getname() == bundled.getname()
+    finally:
+        _draw.font.cache_clear()

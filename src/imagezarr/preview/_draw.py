@@ -6,6 +6,7 @@ callers can crop any cell or label without reading text back from pixels.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,10 +29,32 @@ MARGIN, GAP, PAD = 10, 4, 6
 FONT_SIZE = 14
 
 
+# fonts with glyphs beyond ASCII (folder names such as "Versuch Größe"), looked up by
+# Pillow in the system's font folders: Linux, Windows, macOS. Pillow's bundled font draws
+# boxes for every letter outside ASCII, so it is only the last resort.
+WIDE_FONTS = (
+    "DejaVuSans.ttf",
+    "LiberationSans-Regular.ttf",
+    "NotoSans-Regular.ttf",
+    "arial.ttf",
+    "segoeui.ttf",
+    "Arial.ttf",
+    "Arial Unicode.ttf",
+    "Helvetica.ttc",
+)
+
+
+@functools.cache
 def font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's bundled font (FreeType) at ``size`` px; its bitmap font without FreeType."""
+    """A system font that covers accented letters (:data:`WIDE_FONTS`) at ``size`` px, else
+    Pillow's bundled font (FreeType), else its bitmap font without FreeType."""
     from PIL import ImageFont
 
+    for name in WIDE_FONTS:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:  # not installed here (or no FreeType)
+            continue
     return ImageFont.load_default(size=size)
 
 

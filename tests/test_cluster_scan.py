@@ -135,7 +135,7 @@ def test_nested_bucket_scans_alike_with_a_client(s3, client, monkeypatch):
     assert not any("/." in p or p.startswith(".") for p in spread.files.paths)
     assert spread.unreadable == ("night2/A3-1.png",)
     assert {e.path for e in spread.excluded} >= {"night1/thumb.png", "night2/A3-1.png"}
-    ds = imagezarr.open_dataset(spread)
+    ds = imagezarr.open_dataset(spread, storage_options=s3.options)
     for rel, plant, frame in [
         ("A1-2.png", "A1", 2),
         ("night1/A2-1.png", "A2", 1),
@@ -217,7 +217,7 @@ def test_incremental_scan_with_a_client_probes_only_new_files(s3, monkeypatch):
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
-        new, diff = imagezarr.update(old, client=c)
+        new, diff = imagezarr.update(old, client=c, storage_options=s3.options)
     assert set(heads) == {*more, "day2/A42-1.png"}
     assert max(heads.values()) == 1
     assert sorted(diff.added) == sorted(more)

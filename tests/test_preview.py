@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -91,7 +93,9 @@ def expected_cells(m, sheet, stretch: tuple[float, float] | None = None):
     thumbs = {}
     for r in range(node.shape[0]):
         for c in range(node.shape[1]):
-            full = imagecodecs.imread(m.file_path(int(node.file_index[r, c])))
+            full = imagecodecs.imread(
+                imagezarr.open_manifest(m).location(int(node.file_index[r, c]))
+            )
             thumbs[r, c] = reference(full.astype(float), sheet.factor)
     if stretch is not None:
         values = np.concatenate([t.ravel() for t in thumbs.values()])
@@ -170,7 +174,7 @@ def test_rgba_shows_rgb_and_says_so(tmp_path):
 
     m = experiment(tmp_path / "rgba", ".png", make, plants=1, frames=2)
     sheet = contact_sheet(m, cols="frame", size=10)
-    full = imagecodecs.imread(m.file_path(0))
+    full = imagecodecs.imread(imagezarr.open_manifest(m).location(0))
     want = to_uint8(reference(full[..., :3].astype(float), 2))
     assert np.abs(cell_pixels(sheet, 0, 0, rgb=True) - want).max() <= 1
     assert "alpha not shown" in sheet.caption
@@ -194,7 +198,7 @@ def test_jpeg_thumbnails_decode_scaled_in_the_dct(tmp_path, monkeypatch):
 
     for r in range(2):
         for c in range(2):
-            path = m.file_path(int(m.nodes[0].file_index[r, c]))
+            path = imagezarr.open_manifest(m).location(int(m.nodes[0].file_index[r, c]))
             with Image.open(path) as im:
                 im.draft("RGB", (32, 24))
                 assert im.size == (32, 24)
@@ -218,7 +222,9 @@ def test_jpeg2k_thumbnails_skip_resolution_levels(tmp_path, monkeypatch):
     assert sheet.factor == 8
     for r in range(2):
         for c in range(2):
-            data = Path(m.file_path(int(m.nodes[0].file_index[r, c]))).read_bytes()
+            data = Path(
+                imagezarr.open_manifest(m).location(int(m.nodes[0].file_index[r, c]))
+            ).read_bytes()
             small = imagecodecs.jpeg2k_decode(data, skipres=3).astype(float)
             np.testing.assert_array_equal(cell_pixels(sheet, r, c), small)
             full = imagecodecs.jpeg2k_decode(data).astype(float)
@@ -286,7 +292,9 @@ def test_labels_come_from_the_coordinates_and_are_drawn_by_their_rows(tmp_path):
     b, f = node.coords["barcode"].values.index("A2"), node.coords["frame"].values.index(2)
     for r in range(2):
         for c in range(2):
-            full = imagecodecs.imread(m.file_path(int(node.file_index[b, c, r, f])))
+            full = imagecodecs.imread(
+                imagezarr.open_manifest(m).location(int(node.file_index[b, c, r, f]))
+            )
             assert np.abs(cell_pixels(sheet, r, c) - to_uint8(reference(full, 1))).max() <= 1
 
 
@@ -392,7 +400,9 @@ def test_small_images_are_enlarged_by_pixel_copies(tmp_path):
     m = experiment(tmp_path / "png", ".png", lambda k: asymmetric((6, 9), k), 1, 2)
     sheet = contact_sheet(m, cols="frame", size=40)
     assert (sheet.factor, sheet.zoom) == (1, 4)
-    want = np.repeat(np.repeat(imagecodecs.imread(m.file_path(0)), 4, 0), 4, 1)
+    want = np.repeat(
+        np.repeat(imagecodecs.imread(imagezarr.open_manifest(m).location(0)), 4, 0), 4, 1
+    )
     np.testing.assert_array_equal(cell_pixels(sheet, 0, 0), want)
 
 
@@ -460,10 +470,42 @@ def test_cli_fill_names_the_file(tmp_path, capsys):
     assert "1 failed" in captured.out
 
 
-def test_manifest_html_has_the_summary_and_a_sheet(tmp_path):
+@pytest.fixture
+def notebook():
+    """A real IPython shell; ``show(obj)`` is the HTML a notebook would render for ``obj``."""
+    interactive = pytest.importorskip("IPython.core.interactiveshell")
+    shell = interactive.InteractiveShell.instance()
+    imagezarr._notebook_view()  # as `import imagezarr` does inside a running kernel
+
+    def show(obj):
+        return shell.display_formatter.format(obj)[0].get("text/html")
+
+    yield show
+    interactive.InteractiveShell.clear_instance()
+
+
+def test_a_kernel_that_imports_imagezarr_shows_manifests_as_html(tmp_path):
+    """The order of a real notebook: the kernel runs, then the user imports imagezarr."""
+    pytest.importorskip("IPython")
+    make_psii_experiment(tmp_path, plants=2, nights=1, steps=1, frames=1, shape=(4, 4), holes=0)
+    code = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "import imagezarr\n"
+        f"m = imagezarr.scan({str(tmp_path)!r}, **{PSII_SCAN!r})\n"
+        "print(shell.display_formatter.format(m)[0]['text/html'])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.startswith(
+        "<div class='imagezarr-manifest'><div><b>imagezarr manifest</b>: 2 files"
+    )
+    assert "data:image/png;base64," in run.stdout
+
+
+def test_manifest_html_has_the_summary_and_a_sheet(tmp_path, notebook):
     make_psii_experiment(tmp_path, plants=10, nights=2, steps=1, frames=12, shape=(8, 8), holes=1)
     m = imagezarr.scan(tmp_path, **PSII_SCAN)
-    page = m._repr_html_()
+    page = notebook(m)
     assert f"{len(m.files)} files" in page
     assert "(10, 2, 1, 12, 8, 8) uint8 png" in page
     assert "<b>barcode</b> [10]: A1, A2, A3, A4, ..." in page
@@ -480,10 +522,10 @@ def test_manifest_html_has_the_summary_and_a_sheet(tmp_path):
     assert "the first 6 of 10 barcode and the first 8 of 12 frame" in page
 
 
-def test_manifest_html_never_raises(tmp_path, monkeypatch):
+def test_manifest_html_never_raises(tmp_path, monkeypatch, notebook):
     m = experiment(tmp_path / "png", ".png", lambda k: asymmetric((10, 12), k))
     (tmp_path / "png" / m.files.paths[0]).unlink()
-    page = m._repr_html_()
+    page = notebook(m)
     assert "12 files" in page
     assert "<img" not in page
     assert f"No contact sheet: ChunkReadError: {m.files.paths[0]}: file is missing" in page
@@ -494,11 +536,11 @@ def test_manifest_html_never_raises(tmp_path, monkeypatch):
 
     monkeypatch.setattr(html_module, "_table", broken)
     monkeypatch.setattr(html_module, "_sheet", broken)
-    assert "no table: RuntimeError: boom" in m._repr_html_()
+    assert "no table: RuntimeError: boom" in notebook(m)
     import importlib
 
     monkeypatch.setattr(importlib.import_module("imagezarr.preview"), "summary_html", broken)
-    assert m._repr_html_() == f"<pre>imagezarr manifest: 12 files; root {m.root}\n(boom)</pre>"
+    assert notebook(m) == f"<pre>imagezarr manifest: 12 files; root {m.root}\n(boom)</pre>"
 
 
 def test_png_decode_path_is_the_stores_codec(tmp_path, monkeypatch):
@@ -535,10 +577,10 @@ def test_readme_preview_command_runs_as_written(tmp_path, monkeypatch, capsys):
     assert (Path(__file__).resolve().parents[1] / "docs/images/psii-contact-sheet.png").is_file()
 
 
-def test_manifest_html_lists_at_most_20_groups(tmp_path):
+def test_manifest_html_lists_at_most_20_groups(tmp_path, notebook):
     make_psii_experiment(tmp_path, plants=23, nights=1, steps=1, frames=1, shape=(4, 4), holes=0)
     m = imagezarr.scan(tmp_path, **{**PSII_SCAN, "group_by": "barcode", "dims": ("frame",)})
-    page = m._repr_html_()
+    page = notebook(m)
     assert "<td style='text-align:left'>A20</td>" in page
     assert "<td style='text-align:left'>A21</td>" not in page
     assert "... and 3 more groups" in page

@@ -81,7 +81,7 @@ def test_manifest_living_in_the_bucket(s3, bucket, experiment):
     _, truth = experiment
     m = imagezarr.scan(bucket, storage_options=s3["options"], **PSII)
     url = f"{bucket}.imagezarr.json"
-    m.save(url)
+    m.save(url, storage_options=s3["options"])
     ds = imagezarr.open_dataset(url, storage_options=s3["options"])
     rel = sorted(truth)[0]
     hit = np.argwhere(ds.path.values == rel)[0]
@@ -164,7 +164,8 @@ def test_http_root_with_a_file_list_and_transient_errors(http_root, experiment, 
     index.write_text("\n".join(sorted(truth)) + "\n")
     m = imagezarr.scan(http_root, files=index, storage_options=HTTP_OPTIONS, **PSII)
     assert len(m.files) == len(truth)
-    ds = imagezarr.open_dataset(m)  # every first GET fails with 503 and is retried
+    # every first GET fails with 503 and is retried
+    ds = imagezarr.open_dataset(m, storage_options=HTTP_OPTIONS)
     rel = sorted(truth)[-1]
     hit = np.argwhere(ds.path.values == rel)[0]
     np.testing.assert_array_equal(ds.image.values[tuple(hit)], truth[rel])
@@ -191,8 +192,9 @@ def test_http_without_a_file_list_says_what_to_do(http_root):
 def test_distributed_workers_read_from_s3(s3, bucket, experiment):
     pytest.importorskip("distributed")
     m = imagezarr.scan(bucket, storage_options=s3["options"], **PSII)
-    expected = float(imagezarr.open_dataset(m).image.values.astype("float64").sum())
-    assert cluster_image_sum(m) == expected
+    ds = imagezarr.open_dataset(m, storage_options=s3["options"])
+    expected = float(ds.image.values.astype("float64").sum())
+    assert cluster_image_sum(m, storage_options=s3["options"]) == expected
 
 
 def test_cli_scan_and_verify_a_bucket(s3, bucket, experiment, tmp_path, capsys, monkeypatch):
@@ -236,13 +238,13 @@ def test_exports_of_a_remote_manifest(s3, bucket, tmp_path):
     from imagezarr.export import export
 
     m = imagezarr.scan(bucket, storage_options=s3["options"], **PSII)
-    out = export(m, "kerchunk", tmp_path / "refs.json")
+    out = export(m, "kerchunk", tmp_path / "refs.json", storage_options=s3["options"])
     refs = json.loads(Path(out).read_text())["refs"]
     urls = [v[0] for v in refs.values() if isinstance(v, list)]
     assert urls
     assert all(u.startswith(f"{bucket}/") for u in urls), urls[:2]
     with pytest.raises(ExportError, match="needs local files"):
-        export(m, "links", tmp_path / "links.zarr")
+        export(m, "links", tmp_path / "links.zarr", storage_options=s3["options"])
 
 
 # a loaded machine lets distributed leave a socket to the garbage collector at teardown

@@ -136,7 +136,7 @@ def _watching(out, on_change, failures, stop, **options):
         args=(out,),
         kwargs={
             "on_change": on_change,
-            "on_error": lambda e: failures.append(str(e)),
+            "on_failure": lambda e: failures.append(str(e)),
             "stop": stop,
             **options,
         },
@@ -222,9 +222,10 @@ def test_watch_follows_file_system_events(psii, tmp_path):
 
 def test_watch_events_need_a_local_folder_and_watchfiles(psii, tmp_path, monkeypatch):
     images, _ = psii
-    m = imagezarr.scan(images, **PSII)
+    scanned = imagezarr.scan(images, **PSII)
+    m = imagezarr.open_manifest(scanned)
     assert imagezarr.api.watches_events(m, False) is None
-    remote = dataclasses.replace(m, root="s3://lab/exp")
+    remote = imagezarr.open_manifest(dataclasses.replace(scanned, root="s3://lab/exp"))
     assert imagezarr.api.watches_events(remote) is None  # a bucket: polling only
     with pytest.raises(ValueError, match="a remote root reports no file-system events"):
         imagezarr.api.watches_events(remote, True)
@@ -232,7 +233,7 @@ def test_watch_events_need_a_local_folder_and_watchfiles(psii, tmp_path, monkeyp
     assert imagezarr.api.watches_events(m) is None
     with pytest.raises(ImportError, match=r"pip install imagezarr\[watch\]"):
         imagezarr.api.watches_events(m, True)
-    out = m.save(tmp_path / "exp.imagezarr.json")
+    out = scanned.save(tmp_path / "exp.imagezarr.json")
     assert main(["update", str(out), "--watch", "--events"]) == 2
 
 
@@ -243,7 +244,7 @@ def test_cli_watch_stops_on_ctrl_c(psii, tmp_path, monkeypatch, capsys):
     watches_events = imagezarr.api.watches_events
 
     def interrupted(manifest, **kwargs):  # the start of a real watch, then Ctrl-C
-        kwargs["on_start"](watches_events(imagezarr.load_manifest(manifest), kwargs["events"]))
+        kwargs["on_start"](watches_events(imagezarr.open_manifest(manifest), kwargs["events"]))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(imagezarr.api, "watch", interrupted)

@@ -133,7 +133,7 @@ def test_thumbnail_is_the_downscaled_image(tmp_path, server):
     url = server(m).url
     node = m.nodes[0]
     index = (1, 0, 1, 1)
-    pixels = imagecodecs.imread(m.file_path(int(node.file_index[index])))
+    pixels = imagecodecs.imread(imagezarr.open_manifest(m).location(int(node.file_index[index])))
     status, resp, body = request(url, "/_view/thumb/1/0/1/1?size=16")
     assert status == 200
     assert resp.getheader("Content-Type") == "image/png"
@@ -159,7 +159,7 @@ def test_thumbnail_is_the_downscaled_image(tmp_path, server):
 def test_16_bit_contrast_stretch(tmp_path, server):
     m = u16(tmp_path)
     url = server(m).url
-    pixels = imagecodecs.imread(m.file_path(int(m.nodes[0].file_index[1])))
+    pixels = imagecodecs.imread(imagezarr.open_manifest(m).location(int(m.nodes[0].file_index[1])))
     assert pixels.dtype == np.uint16
     # given limits: (v - min) * 255 / (max - min), rounded, clipped
     status, resp, body = request(url, "/_view/thumb/1?size=4&min=1000&max=60000")
@@ -190,9 +190,11 @@ def test_remote_root_thumbnail(tmp_path, server):
     with loopback_s3() as s3:
         url = s3.upload(local.root, local.files.paths, "view-exp")
         m = imagezarr.scan(url, pattern=r"(?P<sample>s\d+)\.png", storage_options=s3.options)
-        assert not m.source.sync_reads
-        base = server(m).url
-        pixels = imagecodecs.imread(local.file_path(int(local.nodes[0].file_index[0])))
+        assert not imagezarr.open_manifest(m, storage_options=s3.options).source.sync_reads
+        base = server(m, storage_options=s3.options).url
+        pixels = imagecodecs.imread(
+            imagezarr.open_manifest(local).location(int(local.nodes[0].file_index[0]))
+        )
         status, _, body = request(base, "/_view/thumb/0?size=4&min=0&max=65535")
         assert status == 200
         want = np.clip(block_means(pixels, 3) * (255 / 65535) + 0.5, 0, 255).astype(np.uint8)
@@ -206,7 +208,7 @@ def test_remote_root_thumbnail(tmp_path, server):
 def test_rgb_thumbnail_keeps_its_channels(tmp_path, server):
     m = rgb(tmp_path)
     url = server(m).url
-    pixels = imagecodecs.imread(m.file_path(int(m.nodes[0].file_index[0])))
+    pixels = imagecodecs.imread(imagezarr.open_manifest(m).location(int(m.nodes[0].file_index[0])))
     thumb = imagecodecs.png_decode(request(url, "/_view/thumb/0?size=4")[2])
     np.testing.assert_array_equal(thumb, np.rint(block_means(pixels, 2)).astype(np.uint8))
 
@@ -442,7 +444,7 @@ def test_page_16_bit_contrast_controls(tmp_path, server, browser):
     wait(browser, thumbs_loaded)
     browser.find_element(By.CSS_SELECTOR, '.cell[data-index="2"]').click()
     wait(browser, lambda d: d.execute_script("return view.bitmap !== null"))
-    pixels = imagecodecs.imread(m.file_path(int(m.nodes[0].file_index[2])))
+    pixels = imagecodecs.imread(imagezarr.open_manifest(m).location(int(m.nodes[0].file_index[2])))
     assert "uint16" in browser.find_element(By.ID, "range").text
     slider = browser.find_element(By.ID, "max")
     assert float(slider.get_attribute("max")) == pixels.max()

@@ -8,8 +8,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Unpack
 
+from .access import Access, AccessKeywords
 from .discover import FileTable
 from .errors import ImageZarrError, LayoutError, ProbeError
 from .layout import Derivation, Exclusion, LayoutSpec, Lookup, Table, arrange
@@ -19,14 +20,15 @@ from .manifest import (
     FileDiff,
     Manifest,
     ManifestLike,
-    as_manifest,
+    Opened,
     diff_files,
     emptied_labels,
     load_manifest,
+    open_manifest,
 )
-from .roots import Check
+from .roots import is_url
 from .scanning import checksums, connected, gather, layout_spec
-from .store import ImageZarrStore, OnError
+from .store import ImageZarrStore
 from .verify import verify
 
 if TYPE_CHECKING:
@@ -225,29 +227,29 @@ def scan(
             nodes=tuple(nodes),
             unmatched=len(got.unmatched),
             unreadable=tuple(candidates[i].path for i in bad),
-            storage_options=got.options,
             notes=tuple(notes),
             excluded=tuple(excluded),
         )
 
 
 def update(
-    manifest: ManifestLike,
+    manifest: ManifestLike | Opened,
     *,
-    check: Check = "mtime",
-    root: str | os.PathLike[str] | None = None,
-    storage_options: Mapping[str, Any] | None = None,
+    access: Access | None = None,
     derived: Mapping[str, Derivation] | None = None,
     drop_undecodable: bool = False,
     progress: Progress | None = None,
     client: Any = None,
     removed: Literal["shrink", "holes"] = "shrink",
+    **options: Unpack[AccessKeywords],
 ) -> tuple[Manifest, FileDiff]:
     """Scan a manifest's root (or ``root``) again with the layout it recorded; report changes.
 
     Returns the new manifest (not yet saved) and the difference in files, judged with the
     freshness check ``check`` (with ``"checksum"`` and ``"size"``, files whose time alone
-    changed are listed as ``retimed``, not changed). Checksums are recorded again when the
+    changed are listed as ``retimed``, not changed). The access keywords (``root``,
+    ``storage_options``, ``allow_outside_root``, ``check``; see :class:`Access`) say where
+    the images are now and how they are judged. Checksums are recorded again when the
     manifest had them. With ``drop_undecodable``, every file is also decoded and those that
     fail become holes (listed in ``diff.dropped`` and with the manifest's unreadable files),
     the fix ``verify --decode`` points to. Derived fields computed by Python callables must
@@ -272,13 +274,16 @@ def update(
     if removed not in ("shrink", "holes"):
         msg = f"removed must be 'shrink' or 'holes', not {removed!r}"
         raise ValueError(msg)
-    old = as_manifest(manifest, root=root, storage_options=storage_options)
+    opened = open_manifest(manifest, access, **options)
+    old, how = opened.manifest, opened.access
+    check = opened.check
     new = scan(
         old.root,
         layout=old.layout,
         derived=derived,
         on_unreadable="skip" if old.unreadable else "error",
-        storage_options=old.storage_options,
+        storage_options=how.storage_options if is_url(old.root) else None,
+        allow_outside_root=how.outside,
         progress=progress,
         checksum=old.files.checksums is not None or check == "checksum",
         reuse=old,  # only new and changed files are probed; labels and chosen dims kept
@@ -287,7 +292,7 @@ def update(
     )
     dropped: tuple[str, ...] = ()
     if drop_undecodable:
-        report = verify(new, decode=True, check=check)
+        report = verify(new, decode=True, access=how)
         dropped = tuple(sorted({p.path for p in report.problems if p.kind == "undecodable"}))
         new = new.without(dropped)
     diff = diff_files(old.files, new.files, check)
@@ -301,36 +306,44 @@ def watch(
     *,
     interval: float = 60.0,
     output: str | os.PathLike[str] | None = None,
-    check: Check = "mtime",
-    storage_options: Mapping[str, Any] | None = None,
+    access: Access | None = None,
     on_change: Callable[[FileDiff, Manifest], None] | None = None,
-    on_error: Callable[[ImageZarrError], None] | None = None,
+    on_failure: Callable[[ImageZarrError], None] | None = None,
     stop: threading.Event | None = None,
     rounds: int | None = None,
     removed: Literal["shrink", "holes"] = "shrink",
     events: bool | None = None,
     on_start: Callable[[str | None], None] | None = None,
+    drop_undecodable: bool = False,
+    dry_run: bool = False,
+    **options: Unpack[AccessKeywords],
 ) -> int:
     """Keep a manifest up to date: :func:`update` whenever the folder reports a change and
     at least every ``interval`` seconds, saving (atomically, to ``output`` or in place) only
     when something changed.
 
-    File-system events (``events``; by default used when the root is a local folder and the
-    ``watchfiles`` package is installed, ``pip install imagezarr[watch]``) start an update
-    as soon as a copy has gone quiet for a moment; the ``interval`` check stays, for shares
-    and buckets that report nothing. Readers holding the previous manifest keep reading it
-    as it was: a save replaces the file in one rename and never touches the images. Runs
-    until ``stop`` is set, ``rounds`` updates were made, or Ctrl-C; ``on_change(diff,
-    manifest)`` hears of each change set. A round that fails (a file still being copied in
-    reads as a broken image) changes nothing and is tried again at the next change or
-    interval; ``on_error(error)`` hears of it (by default it is logged as a warning).
-    ``on_start(folder)`` hears, before the first round, which folder's events are followed
-    (None: the interval alone). Returns how many change sets were saved.
+    The access keywords (``root``, ``storage_options``, ``allow_outside_root``, ``check``)
+    and ``removed`` and ``drop_undecodable`` mean what they mean for :func:`update`, for
+    every round. With ``dry_run`` nothing is saved: ``on_change`` still hears of each
+    change set (compared with the manifest as it was). File-system events (``events``; by
+    default used when the root is a local folder and the ``watchfiles`` package is installed,
+    ``pip install imagezarr[watch]``) start an update as soon as a copy has gone quiet for a
+    moment; the ``interval`` check stays, for shares and buckets that report nothing.
+    Readers holding the previous manifest keep reading it as it was: a save replaces the
+    file in one rename and never touches the images. Runs until ``stop`` is set, ``rounds``
+    updates were made, or Ctrl-C; ``on_change(diff, manifest)`` hears of each change set.
+    A round that fails (a file still being copied in reads as a broken image) changes
+    nothing and is tried again at the next change or interval; ``on_failure(error)`` hears
+    of it (by default it is logged as a warning). ``on_start(folder)`` hears, before the
+    first round, which folder's events are followed (None: the interval alone). Returns how
+    many change sets were saved (with ``dry_run``: found).
     """
     stop = stop or threading.Event()
-    current = as_manifest(manifest, storage_options=storage_options)
+    opened = open_manifest(manifest, access, **options)
+    how = opened.access
+    current = opened.manifest
     target = manifest if output is None else output
-    folder = watches_events(current, events)
+    folder = watches_events(opened, events)
     if on_start is not None:
         on_start(folder)
     wait = _Waiter(folder, interval, stop)
@@ -339,15 +352,23 @@ def watch(
         while rounds is None or done < rounds:
             done += 1
             try:
-                new, diff = update(current, check=check, removed=removed)
+                # the root (if given) re-rooted the manifest once; later rounds scan it
+                new, diff = update(
+                    current,
+                    access=replace(how, root=None),
+                    removed=removed,
+                    drop_undecodable=drop_undecodable,
+                )
             except ImageZarrError as e:
-                (on_error or _log_watch_error)(e)
+                (on_failure or _log_watch_error)(e)
                 if wait():
                     break
                 continue
             if diff.any:
-                new.save(target, force=output is None)
-                current, saved = new, saved + 1
+                if not dry_run:
+                    new.save(target, force=output is None, storage_options=how.storage_options)
+                    current = new
+                saved += 1
                 if on_change is not None:
                     on_change(diff, new)
             if wait():
@@ -357,11 +378,11 @@ def watch(
     return saved
 
 
-def watches_events(manifest: Manifest, events: bool | None = None) -> str | None:
+def watches_events(opened: Opened, events: bool | None = None) -> str | None:
     """The local folder whose file-system events :func:`watch` follows, or None (polling
     only): ``events=None`` means when possible, ``True`` requires it."""
     try:
-        folder = os.path.normpath(manifest.source.local_path(""))
+        folder = os.path.normpath(opened.source.local_path(""))
     except NotImplementedError:  # a bucket or HTTP: nothing reports changes
         folder = None
     try:
@@ -374,7 +395,7 @@ def watches_events(manifest: Manifest, events: bool | None = None) -> str | None
     if events is False:
         return None
     if events and folder is None:
-        msg = f"{manifest.root}: a remote root reports no file-system events; drop --events"
+        msg = f"{opened.manifest.root}: a remote root reports no file-system events; drop --events"
         raise ValueError(msg)
     return folder
 
@@ -424,101 +445,99 @@ def _log_watch_error(error: ImageZarrError) -> None:
 
 
 def open_store(
-    manifest: ManifestLike,
+    manifest: ManifestLike | Opened,
     *,
-    root: str | os.PathLike[str] | None = None,
-    check: Check = "mtime",
-    allow_outside_root: bool = False,
+    access: Access | None = None,
     pipeline: Literal["auto"] | None = "auto",
-    storage_options: Mapping[str, Any] | None = None,
-    on_error: OnError = "raise",
+    **options: Unpack[AccessKeywords],
 ) -> ImageZarrStore:
     """Open a manifest (object, path or URL) as a read-only zarr store.
 
-    ``root`` re-roots it onto a copy of the images (a folder or a URL, e.g. a mirror);
-    ``storage_options`` reach remote manifests and roots; ``check``, ``pipeline`` and
-    ``on_error`` are described in :class:`ImageZarrStore`.
+    The access keywords (or ``access=``; see :class:`Access`): ``root`` re-roots it onto a
+    copy of the images (a folder or a URL, e.g. a mirror); ``storage_options`` reach remote
+    manifests and roots; ``check`` and ``on_error`` are described in
+    :class:`ImageZarrStore`, as is ``pipeline``.
+
+    >>> import imagezarr.testing
+    >>> open_store(imagezarr.testing.small_manifest(), check="size").check
+    'size'
     """
-    return ImageZarrStore.from_manifest(
-        manifest,
-        root=root,
-        check=check,
-        allow_outside_root=allow_outside_root,
-        storage_options=storage_options,
-        pipeline=pipeline,
-        on_error=on_error,
-    )
+    return ImageZarrStore(manifest, access=access, pipeline=pipeline, **options)
 
 
-def open_group(manifest: ManifestLike, **kwargs: Any) -> zarr.Group:
+def open_group(
+    manifest: ManifestLike | Opened,
+    *,
+    access: Access | None = None,
+    **options: Unpack[AccessKeywords],
+) -> zarr.Group:
     """Open a manifest as a read-only zarr Group; keywords as for :func:`open_store`."""
     import zarr
 
-    return zarr.open_group(open_store(manifest, **kwargs), mode="r", zarr_format=3)
+    return zarr.open_group(open_store(manifest, access=access, **options), mode="r", zarr_format=3)
 
 
 def open_dataset(
-    manifest: ManifestLike,
+    manifest: ManifestLike | Opened | ImageZarrStore,
     *,
     group: str | None = None,
     chunks: Any = None,
-    root: str | os.PathLike[str] | None = None,
-    check: Check = "mtime",
-    allow_outside_root: bool = False,
-    storage_options: Mapping[str, Any] | None = None,
-    on_error: OnError = "raise",
+    access: Access | None = None,
     **kwargs: Any,
 ) -> xr.Dataset:
     """Open one group of a manifest as an :class:`xarray.Dataset` (lazily).
 
     ``chunks={}`` gives dask arrays in batches of whole images (~8 MiB each, so a task
     decodes many images in one zarr call); the default loads lazily without dask. Pixels keep
-    their integer dtype (no NaN masking). ``on_error="fill"`` reads a missing, changed or
-    undecodable file as 0 with one warning naming it (default: raise). Other keywords go to
-    :func:`xarray.open_dataset`.
+    their integer dtype (no NaN masking). The access keywords (``root``, ``storage_options``,
+    ``allow_outside_root``, ``check``, ``on_error``; or ``access=``, see :class:`Access`)
+    say how the images are reached and trusted: ``on_error="fill"`` reads a missing, changed
+    or undecodable file as 0 with one warning naming it (default: raise). Every other keyword
+    goes to :func:`xarray.open_dataset` (``decode_times``, ``drop_variables``, ...).
+
+    >>> import imagezarr.testing
+    >>> ds = open_dataset(imagezarr.testing.small_manifest(), decode_times=False)
+    >>> str(ds.timestamp.dtype), ds.image.dims
+    ('int64', ('barcode', 'night', 'param', 'frame', 'y', 'x'))
     """
     import xarray as xr
 
     from .xarray_backend import ImageZarrBackendEntrypoint
 
     return xr.open_dataset(
-        manifest,  # type: ignore[arg-type]
+        _openable(manifest),  # type: ignore[arg-type]
         engine=ImageZarrBackendEntrypoint,
         group=group,
         chunks=chunks,
-        root=root,
-        check=check,
-        allow_outside_root=allow_outside_root,
-        storage_options=storage_options,
-        on_error=on_error,
+        access=access,
         **kwargs,
     )
 
 
 def open_datatree(
-    manifest: ManifestLike,
+    manifest: ManifestLike | Opened | ImageZarrStore,
     *,
     chunks: Any = None,
-    root: str | os.PathLike[str] | None = None,
-    check: Check = "mtime",
-    allow_outside_root: bool = False,
-    storage_options: Mapping[str, Any] | None = None,
-    on_error: OnError = "raise",
+    access: Access | None = None,
     **kwargs: Any,
 ) -> xr.DataTree:
-    """Open a whole manifest as an :class:`xarray.DataTree`: one node per group."""
+    """Open a whole manifest as an :class:`xarray.DataTree`: one node per group.
+
+    Keywords as for :func:`open_dataset`.
+    """
     import xarray as xr
 
     from .xarray_backend import ImageZarrBackendEntrypoint
 
     return xr.open_datatree(
-        manifest,  # type: ignore[arg-type]
+        _openable(manifest),  # type: ignore[arg-type]
         engine=ImageZarrBackendEntrypoint,
         chunks=chunks,
-        root=root,
-        check=check,
-        allow_outside_root=allow_outside_root,
-        storage_options=storage_options,
-        on_error=on_error,
+        access=access,
         **kwargs,
     )
+
+
+def _openable(manifest: Any) -> Any:
+    # xarray hands the object to the engine as it is; an Opened manifest is read by a store
+    return ImageZarrStore(manifest, pipeline="auto") if isinstance(manifest, Opened) else manifest

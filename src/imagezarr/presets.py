@@ -273,15 +273,18 @@ def phenodata_table(
     return Table(os.fspath(path), file="{file}", on_missing=on_missing)
 
 
-def read_table(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a CSV or JSON table into rows (one dict per row).
+def read_table(
+    path: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Read a CSV or JSON table (a local path or a URL) into rows (one dict per row).
 
     JSON may be a list of objects, an object mapping file paths to objects (rows get the path
     in column ``file``), or PlantCV's phenodata document (its ``images`` object).
+    ``storage_options`` reach a remote table (``s3://...``), as for the scan's source.
     """
     p = os.fspath(path)
     try:
-        data = read_location(p)
+        data = read_location(p, storage_options)
     except READ_ERRORS as e:
         msg = f"cannot read table {p!r}: {error_text(e)}"
         raise LayoutError(msg) from e

@@ -130,7 +130,9 @@ def gather(
     glob = spec.glob
     options = dict(storage_options or {})
     source_root = open_root(source, options, allow_outside_root=allow_outside_root)
-    rows = {path: read_table(path) for path in table_paths(spec)}
+    # tables, lookups and file lists may lie beside the images (in the bucket): read them
+    # with the same options (a local one needs none)
+    rows = {path: read_table(path, options) for path in table_paths(spec)}
     extensions = spec.extensions or probe.EXTENSIONS
     spread = None
     if files is not None:

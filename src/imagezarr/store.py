@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Unpack
 
 import numpy as np
 from zarr.abc.store import (
@@ -25,25 +24,24 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype, cpu
 
+from .access import Access, AccessKeywords, OnError
 from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline, warn_filled
 from .errors import ChunkReadError, SourceChangedError
 from .hierarchy import build_metadata, chunk_key, image_array_path
 from .layout import Node, natural_key
-from .manifest import Manifest, ManifestLike, as_manifest
+from .manifest import Manifest, ManifestLike, Opened, open_manifest
 from .roots import (
     READ_ERRORS,
     ChangedWhileReading,
     Check,
     FileStat,
     error_text,
-    normalize_check,
     stale,
 )
 
 __all__ = ["ImageZarrStore", "ManifestLike", "OnError"]
 
 logger = logging.getLogger(__name__)
-OnError = Literal["raise", "fill"]
 _FIX = (
     "run `imagezarr verify MANIFEST` to list every problem, then `imagezarr update MANIFEST` "
     "to accept the changes"
@@ -60,20 +58,22 @@ class ImageZarrStore(Store):
     Parameters
     ----------
     manifest
-        The dataset description.
-    check
-        How a file is judged unchanged before its bytes are returned (see
-        :mod:`imagezarr.roots`): ``"mtime"`` (default; size, modification time and etag),
-        ``"size"`` (for copies that did not keep times), ``"checksum"`` (content hashes
-        recorded by ``scan(checksum=True)``) or ``"none"``.
+        The dataset: a :class:`Manifest`, the path or URL of a saved one, or one already
+        opened (:func:`~imagezarr.manifest.open_manifest`).
+    access, **options
+        How the images are reached and trusted (:class:`~imagezarr.access.Access`; keywords
+        ``root``, ``storage_options``, ``allow_outside_root``, ``check``, ``on_error``, which
+        win over ``access``). ``check`` is how a file is judged unchanged before its bytes are
+        returned: ``"mtime"`` (default; size, modification time and etag), ``"size"`` (for
+        copies that did not keep times), ``"checksum"`` (content hashes recorded by
+        ``scan(checksum=True)``) or ``"none"``. ``on_error="raise"`` (default): a missing,
+        changed, unreadable or undecodable file is an error naming it; ``"fill"``: it reads as
+        the array's fill value (0) and one :class:`~imagezarr.errors.FilledChunkWarning` names
+        the file and what was wrong.
     pipeline
         ``"auto"`` (default) switches zarr to its fused codec pipeline if zarr's pipeline is
         still the default (zarr chooses pipelines globally, not per store). ``None`` leaves
         zarr's config alone.
-    on_error
-        ``"raise"`` (default): a missing, changed, unreadable or undecodable file is an error
-        naming it. ``"fill"``: it reads as the array's fill value (0) and one
-        :class:`~imagezarr.errors.FilledChunkWarning` names the file and what was wrong.
 
     Examples
     --------
@@ -93,56 +93,49 @@ class ImageZarrStore(Store):
 
     def __init__(
         self,
-        manifest: Manifest,
+        manifest: ManifestLike | Opened,
         *,
-        check: Check | str = "mtime",
+        access: Access | None = None,
         pipeline: str | None = "auto",
-        on_error: OnError = "raise",
         read_only: bool = True,
+        **options: Unpack[AccessKeywords],
     ) -> None:
         if not read_only:
             msg = "an ImageZarrStore is always read-only: it never writes into the source"
             raise ValueError(msg)
         super().__init__(read_only=True)
-        self.manifest = manifest
-        self.check = normalize_check(check)
-        if on_error not in ("raise", "fill"):
-            msg = f"on_error must be 'raise' or 'fill', not {on_error!r}"
-            raise ValueError(msg)
-        self.on_error = on_error
+        self.opened = open_manifest(manifest, access, **options)
         if pipeline == "auto" and prefer_fused_pipeline():
             logger.debug("imagezarr selected zarr's FusedCodecPipeline for fast local reads")
         self._setup()
 
-    @classmethod
-    def from_manifest(
-        cls,
-        manifest: ManifestLike,
-        *,
-        root: str | os.PathLike[str] | None = None,
-        check: Check | str = "mtime",
-        allow_outside_root: bool = False,
-        storage_options: Mapping[str, Any] | None = None,
-        pipeline: str | None = "auto",
-        on_error: OnError = "raise",
-    ) -> ImageZarrStore:
-        """Open a manifest (object, path or URL) as a store.
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest served (re-rooted when the access named a root)."""
+        return self.opened.manifest
 
-        ``root`` re-roots it onto a copy of the images (a folder or a URL, e.g. a mirror);
-        ``storage_options`` reach remote manifests and roots; ``allow_outside_root`` lets
-        entries and links lead out of the root (only for manifests you trust).
-        """
-        m = as_manifest(
-            manifest,
-            root=root,
-            allow_outside_root=allow_outside_root,
-            storage_options=storage_options,
-        )
-        return cls(m, check=check, pipeline=pipeline, on_error=on_error)
+    @property
+    def access(self) -> Access:
+        """The access this store was opened with (what was said; defaults left ``None``)."""
+        return self.opened.access
+
+    @property
+    def check(self) -> Check:
+        return self.opened.check
+
+    @property
+    def on_error(self) -> str:
+        return self.opened.on_error
+
+    def with_access(self, access: Access) -> ImageZarrStore:
+        """This store with ``access`` laid over its own; itself when that changes nothing."""
+        opened = self.opened.with_access(access)
+        return self if opened is self.opened else type(self)(opened, pipeline=None)
 
     def _setup(self) -> None:
         pin_codecs()
-        self._root = self.manifest.source
+        self._root = self.opened.source
+        self._check, self._fill = self.opened.check, self.opened.on_error == "fill"
         self._meta = build_metadata(self.manifest)
         # chunk key prefix -> (node, number of index parts after the prefix)
         self._prefixes = {
@@ -155,13 +148,11 @@ class ImageZarrStore(Store):
         self._index_parts = sorted({k for _, k in self._prefixes.values()})
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"manifest": self.manifest, "check": self.check, "on_error": self.on_error}
+        return {"opened": self.opened}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         Store.__init__(self, read_only=True)
-        self.manifest = state["manifest"]
-        self.check = state["check"]
-        self.on_error = state.get("on_error", "raise")
+        self.opened = state["opened"]
         self._setup()
 
     def __eq__(self, other: object) -> bool:
@@ -169,7 +160,7 @@ class ImageZarrStore(Store):
             return False
         a, b = self.manifest, other.manifest
         return a is b or (
-            self.check == other.check
+            self.access == other.access
             and (a.root, a.files, a.created) == (b.root, b.files, b.created)
             and [n.path for n in a.nodes] == [n.path for n in b.nodes]
             and all(
@@ -191,7 +182,7 @@ class ImageZarrStore(Store):
                 "ImageZarrStore is always read-only, it never writes into the source"
             )
             raise NotImplementedError(msg)
-        return type(self)(self.manifest, check=self.check, on_error=self.on_error)
+        return type(self)(self.opened, pipeline=None)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -233,7 +224,7 @@ class ImageZarrStore(Store):
     def _checked(self, index: int, data: bytes, st: FileStat) -> SourceBuffer:
         """The bytes, if the file is still the one scanned; else SourceChangedError."""
         entry = self.manifest.files[index]
-        reason = stale(entry, st, self.check, data)
+        reason = stale(entry, st, self._check, data)
         if reason is not None:
             hint = _COPIED if reason.startswith("modification time") else ""
             msg = (
@@ -241,12 +232,12 @@ class ImageZarrStore(Store):
                 f"pixels that may be wrong; {_FIX}.{hint}"
             )
             raise SourceChangedError(msg, path=entry.path)
-        return SourceBuffer.of(data, entry.path, fill=self.on_error == "fill")
+        return SourceBuffer.of(data, entry.path, fill=self._fill)
 
     def _filled(self, error: ChunkReadError) -> None:
         """With on_error="fill", a file that cannot be read becomes a missing chunk (zarr
         fills it) and one warning names it; otherwise the error stands."""
-        if self.on_error != "fill":
+        if not self._fill:
             raise error
         path = error.path or "a chunk"
         warn_filled(path, str(error).removeprefix(f"{path}: ").split("; run `", 1)[0])

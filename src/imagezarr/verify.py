@@ -17,14 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Unpack
 
 import numpy as np
 import zarr
 
+from .access import Access, AccessKeywords
 from .errors import ChunkDecodeError, ChunkReadError, SourceChangedError
 from .hierarchy import image_array_path
-from .manifest import Manifest
-from .roots import READ_ERRORS, Check, error_text, normalize_check, stale
+from .manifest import ManifestLike, Opened, open_manifest
+from .roots import READ_ERRORS, Check, error_text, stale
 from .store import ImageZarrStore
 
 __all__ = ["Problem", "VerifyReport", "verify"]
@@ -56,13 +58,13 @@ class VerifyReport:
         return not self.problems
 
 
-def _stat_problem(m: Manifest, check: Check, i: int) -> Problem | None:
-    entry = m.files[i]
+def _stat_problem(opened: Opened, check: Check, i: int) -> Problem | None:
+    entry = opened.manifest.files[i]
     try:
         if check == "checksum":  # only the content can tell: read it
-            data, st = m.source.read(entry.path, limit=entry.size)
+            data, st = opened.source.read(entry.path, limit=entry.size)
         else:
-            data, st = None, m.source.stat(entry.path)
+            data, st = None, opened.source.stat(entry.path)
     except FileNotFoundError:
         return Problem(entry.path, "missing", "file not found")
     except READ_ERRORS as e:
@@ -84,27 +86,32 @@ def _advice(problems: list[Problem], n: int) -> str:
 
 
 def verify(
-    m: Manifest,
+    manifest: ManifestLike | Opened,
     *,
     decode: bool = False,
-    check: Check | str = "mtime",
+    access: Access | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    **options: Unpack[AccessKeywords],
 ) -> VerifyReport:
     """Check every referenced file; with ``decode``, also read each one through zarr's pipeline.
 
-    ``check`` is the freshness check (``"mtime"``, ``"size"``, ``"checksum"``, ``"none"``)
-    as for reads. Decoding goes through the same store and codecs as a real read, so it finds
-    exactly the files that would fail there.
+    The access keywords (``root``, ``storage_options``, ``allow_outside_root``, ``check``;
+    see :class:`~imagezarr.access.Access`) say where the images are and how a file counts as
+    unchanged (``"mtime"``, ``"size"``, ``"checksum"``, ``"none"``), as for reads. Decoding
+    goes through the same store and codecs as a real read, so it finds exactly the files
+    that would fail there.
     """
-    mode = normalize_check(check)
+    opened = open_manifest(manifest, access, **options)
+    opened = opened.with_access(Access(on_error="raise"))  # verify reports, never fills
+    m, mode = opened.manifest, opened.check
     n = len(m.files)
-    workers = workers or m.source.workers
+    workers = workers or opened.source.workers
     with ThreadPoolExecutor(max_workers=workers) as pool:
         found: list[Problem | None] = []
         for start in range(0, n, 512):
             batch = range(start, min(n, start + 512))
-            found.extend(pool.map(lambda i: _stat_problem(m, mode, i), batch))
+            found.extend(pool.map(lambda i: _stat_problem(opened, mode, i), batch))
             if progress is not None:
                 progress(len(found), n * (2 if decode else 1))
         problems = [p for p in found if p is not None]
@@ -117,7 +124,7 @@ def verify(
                 for idx in np.argwhere(node.file_index >= 0)
                 if m.files.paths[node.file_index[tuple(idx)]] not in bad
             ]
-            store = ImageZarrStore(m, check=mode)
+            store = ImageZarrStore(opened)
             group = zarr.open_group(store, mode="r", zarr_format=3)
 
             def read(slot: tuple[object, tuple[int, ...]]) -> Problem | None:

@@ -8,40 +8,30 @@ engine. It imports only the store and manifest layers.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from xarray.backends import BackendEntrypoint
 from xarray.backends.zarr import ZarrBackendEntrypoint
 
+from .access import ACCESS_KEYWORDS, Access, split_access
 from .manifest import SUFFIX, Manifest
-from .roots import normalize_check
 from .store import ImageZarrStore
 
 __all__ = ["ImageZarrBackendEntrypoint"]
 
 
-def _store(obj: Any, **options: Any) -> ImageZarrStore:
-    """The store to read: ``obj`` itself when it is one and no option changes it.
+def _store(obj: Any, access: Access) -> ImageZarrStore:
+    """The store to read: ``obj`` itself when it is one and ``access`` changes nothing.
 
-    A store keeps its own ``check`` and ``on_error`` unless the call names others (the
-    defaults ``"mtime"`` and ``"raise"`` do not override a store built otherwise).
+    A store keeps its own access except where the call names an option: a named option
+    always wins, even when it names the default (``check="mtime"`` over a store opened with
+    ``check="size"``).
     """
     if isinstance(obj, ImageZarrStore):
-        check = normalize_check(options["check"])
-        options["check"] = obj.check if check == "mtime" else check
-        if options["on_error"] == "raise":
-            options["on_error"] = obj.on_error
-        if (
-            options["root"] is None
-            and options["storage_options"] is None
-            and not options["allow_outside_root"]
-            and (options["check"], options["on_error"]) == (obj.check, obj.on_error)
-        ):
-            return obj
-        obj = obj.manifest
-    return ImageZarrStore.from_manifest(obj, **options)
+        return obj.with_access(access)
+    return ImageZarrStore(obj, access=access)
 
 
 def _groups(store: ImageZarrStore) -> str:
@@ -75,8 +65,38 @@ def _prefer_image_batches(image: Any) -> None:
     image.encoding["preferred_chunks"] = preferred
 
 
+# xarray's CF decoders, passed on to its zarr engine; integer pixels stay integers unless
+# the caller asks for masking and scaling
+_DECODERS = (
+    "mask_and_scale",
+    "decode_times",
+    "concat_characters",
+    "decode_coords",
+    "use_cftime",
+    "decode_timedelta",
+)
+
+
+def _decoders(given: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(given) - set(_DECODERS))
+    if unknown:
+        msg = (
+            f"the imagezarr engine takes no keyword {unknown[0]!r}; it takes group, "
+            f"drop_variables, {', '.join(ACCESS_KEYWORDS)} and xarray's decoders "
+            f"({', '.join(_DECODERS)})"
+        )
+        raise TypeError(msg)
+    return {"mask_and_scale": False, **given}
+
+
 class ImageZarrBackendEntrypoint(BackendEntrypoint):
-    """Open ``*.imagezarr.json`` manifests with ``xr.open_dataset(..., engine="imagezarr")``."""
+    """Open ``*.imagezarr.json`` manifests with ``xr.open_dataset(..., engine="imagezarr")``.
+
+    Takes ``group``, ``drop_variables``, the access keywords of
+    :class:`~imagezarr.access.Access` (``root``, ``storage_options``, ``allow_outside_root``,
+    ``check``, ``on_error``) or ``access=``, and xarray's decoders (``decode_times``, ...),
+    which go to xarray's zarr engine; ``mask_and_scale`` is False unless asked for.
+    """
 
     description = "Open imagezarr manifests (virtual Zarr over image files) in xarray"
     url = "https://pypi.org/project/imagezarr/"
@@ -84,11 +104,9 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         "filename_or_obj",
         "drop_variables",
         "group",
-        "root",
-        "check",
-        "allow_outside_root",
-        "storage_options",
-        "on_error",
+        "access",
+        *ACCESS_KEYWORDS,
+        *_DECODERS,
     )
 
     def open_dataset(  # type: ignore[override]
@@ -97,38 +115,19 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         *,
         drop_variables: str | Iterable[str] | None = None,
         group: str | None = None,
-        root: str | os.PathLike[str] | None = None,
-        check: str = "mtime",
-        allow_outside_root: bool = False,
-        storage_options: Mapping[str, Any] | None = None,
-        on_error: str = "raise",
+        access: Access | None = None,
+        **kwargs: Any,
     ) -> Any:
-        store = _store(
-            filename_or_obj,
-            root=root,
-            check=check,
-            allow_outside_root=allow_outside_root,
-            storage_options=storage_options,
-            on_error=on_error,
-        )
-        if group is None:
-            paths = [n.path for n in store.manifest.nodes]
-            if paths != [""]:
-                if len(paths) != 1:
-                    msg = (
-                        f"this manifest has {len(paths)} groups ({_groups(store)}, ...): pass "
-                        "group=... or use open_datatree"
-                    )
-                    raise ValueError(msg)
-                group = paths[0]
-        # integer pixels must stay integers: no fill-value masking, no scaling
+        options, rest = split_access(kwargs)
+        store = _store(filename_or_obj, Access.of(access, options))
+        group = _group(store, group)
         ds = ZarrBackendEntrypoint().open_dataset(
             store,
             group=group or None,
             drop_variables=drop_variables,
-            mask_and_scale=False,
             consolidated=False,
             zarr_format=3,
+            **_decoders(rest),
         )
         if "image" in ds.variables:
             _prefer_image_batches(ds["image"].variable)
@@ -139,28 +138,21 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         filename_or_obj: str | os.PathLike[str] | Manifest | ImageZarrStore,
         *,
         drop_variables: str | Iterable[str] | None = None,
-        root: str | os.PathLike[str] | None = None,
-        check: str = "mtime",
-        allow_outside_root: bool = False,
-        storage_options: Mapping[str, Any] | None = None,
-        on_error: str = "raise",
+        group: str | None = None,
+        access: Access | None = None,
         **kwargs: Any,
     ) -> Any:
-        store = _store(
-            filename_or_obj,
-            root=root,
-            check=check,
-            allow_outside_root=allow_outside_root,
-            storage_options=storage_options,
-            on_error=on_error,
-        )
+        options, rest = split_access(kwargs)
+        store = _store(filename_or_obj, Access.of(access, options))
+        if group:
+            _group(store, group, below=True)
         return ZarrBackendEntrypoint().open_datatree(
             store,
             drop_variables=drop_variables,
-            mask_and_scale=False,
+            group=group,
             consolidated=False,
             zarr_format=3,
-            **kwargs,
+            **_decoders(rest),
         )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -169,3 +161,23 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         if isinstance(filename_or_obj, str | os.PathLike):
             return os.fspath(filename_or_obj).lower().endswith(SUFFIX)
         return False
+
+
+def _group(store: ImageZarrStore, group: str | None, *, below: bool = False) -> str:
+    """The group to open: ``group`` if the manifest has it (or, with ``below``, groups under
+    it), else the only one; a clear error listing the groups otherwise."""
+    paths = [n.path for n in store.manifest.nodes]
+    if group is None:
+        if paths == [""] or len(paths) == 1:
+            return paths[0]
+        msg = (
+            f"this manifest has {len(paths)} groups ({_groups(store)}, ...): pass "
+            "group=... or use open_datatree"
+        )
+        raise ValueError(msg)
+    wanted = group.strip("/")
+    if wanted in paths or (below and any(p.startswith(wanted + "/") for p in paths)):
+        return wanted
+    more = ", ..." if len(paths) > 8 else ""
+    msg = f"no group {group!r} in this manifest; its groups: {_groups(store)}{more}"
+    raise KeyError(msg)

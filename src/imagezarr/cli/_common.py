@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.tree import Tree
 
 from .._format import human_bytes
+from ..access import Access
 from ..manifest import Manifest
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "host_option",
     "human_bytes",
     "lazy_progress",
+    "manifest_access",
     "on_error_option",
     "remote_options",
     "storage_options",
@@ -143,8 +146,8 @@ def on_error_option(help: str) -> Any:
     return click.option(
         "--on-error",
         type=click.Choice(["raise", "fill"]),
-        default="raise",
-        show_default=True,
+        default=None,
+        show_default="raise",
         help=help,
     )
 
@@ -177,8 +180,8 @@ scheduler_option = click.option(
 check_option = click.option(
     "--check",
     type=click.Choice(["mtime", "size", "checksum", "none"]),
-    default="mtime",
-    show_default=True,
+    default=None,
+    show_default="mtime",
     help="How a file counts as unchanged: size + modification time; size only (copies that "
     "lost their times); the checksums recorded by scan --checksum; or not at all.",
 )
@@ -192,3 +195,48 @@ remote_options = click.option(
     help="Remote store setting, e.g. -O endpoint=http://127.0.0.1:9000 -O allow_http=true. "
     "Credentials come from the environment and are never saved.",
 )
+
+
+def manifest_access(*, check: bool = True, on_error: str | None = None) -> Any:
+    """The options every command on a manifest shares, defined once: MANIFEST, ``--root``,
+    ``-O``, ``--allow-outside-root`` and (``check``) ``--check`` and (``on_error``: its
+    help) ``--on-error``. The command receives ``manifest`` and ``access`` (an
+    :class:`~imagezarr.access.Access`; options not given are left to the library's defaults).
+    """
+    options = [
+        click.argument("manifest", type=click.Path(dir_okay=False)),
+        click.option(
+            "--root",
+            help="The images are here (a folder or URL) instead of the recorded root: a moved "
+            "or copied folder, a mirror.",
+        ),
+        remote_options,
+        click.option(
+            "--allow-outside-root",
+            is_flag=True,
+            default=None,
+            help="Let entries and symbolic links lead out of the root (trusted manifests only).",
+        ),
+    ]
+    if check:
+        options.append(check_option)
+    if on_error is not None:
+        options.append(on_error_option(on_error))
+
+    def decorate(command: Any) -> Any:
+        @functools.wraps(command)
+        def run(**params: Any) -> Any:
+            params["access"] = Access(
+                root=params.pop("root"),
+                storage_options=storage_options(params.pop("options")),
+                allow_outside_root=params.pop("allow_outside_root") or None,
+                check=params.pop("check", None),
+                on_error=params.pop("on_error", None),
+            )
+            return command(**params)
+
+        for option in reversed(options):
+            run = option(run)
+        return run
+
+    return decorate

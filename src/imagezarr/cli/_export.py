@@ -6,24 +6,31 @@ from typing import Any
 
 import click
 
+from ..access import Access
 from ..export import FORMATS
 from ..export import export as run_export
 from ..export.icechunk import branch_tip, icechunk_summary
-from ..manifest import load_manifest
-from ._common import check_option, console, lazy_progress, on_error_option
+from ..manifest import open_manifest
+from ._common import console, lazy_progress, manifest_access
 
-PROGRESS_LABELS = {"zarr": "copying images", "links": "linking images", "icechunk": "referencing"}
+PROGRESS_LABELS = {
+    "zarr": "copying images",
+    "links": "linking images",
+    "icechunk": "referencing",
+    "kerchunk": "checking files",
+}
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(dir_okay=False))
+@manifest_access(
+    on_error="zarr: stop at a missing, changed or undecodable image, or copy it as zeros (warned)."
+)
 @click.option(
     "-f", "--format", "fmt", required=True, type=click.Choice(list(FORMATS)), help="What to write."
 )
 @click.option("-o", "--output", required=True, type=click.Path(), help="Where to write it.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
 @click.option("--force", is_flag=True, help="Allow writing inside the source folder.")
-@click.option("--root", help="Read the images from this folder instead of the recorded root.")
 @click.option(
     "--parquet/--json",
     default=None,
@@ -52,18 +59,14 @@ PROGRESS_LABELS = {"zarr": "copying images", "links": "linking images", "icechun
     help="zarr --ome: the OME type (time, channel, space, other) of a dim whose name does not "
     "say it (t/time, c/channel, z/plane are known).",
 )
-@check_option
-@on_error_option(
-    "zarr: stop at a missing, changed or undecodable image, or copy it as zeros (warned)."
-)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 def export(
     manifest: str,
+    access: Access,
     fmt: str,
     output: str,
     overwrite: bool,
     force: bool,
-    root: str | None,
     parquet: bool | None,
     templates: bool,
     root_url: str | None,
@@ -73,12 +76,9 @@ def export(
     tag: str | None,
     ome: bool,
     ome_axis: tuple[str, ...],
-    check: str,
-    on_error: str,
     quiet: bool,
 ) -> None:
     """Export MANIFEST to OUTPUT in the chosen format (see docs/export.md)."""
-    m = load_manifest(manifest, root=root)
     options: dict[str, Any] = {}
     if fmt == "kerchunk":
         options = {"parquet": parquet, "templates": templates, "root_url": root_url}
@@ -92,9 +92,11 @@ def export(
             "level": level,
             "ome": ome,
             "ome_axes": dict(a.split("=", 1) for a in ome_axis if "=" in a) or None,
-            "on_error": on_error,
         }
-    elif shards is not None or ome or ome_axis:
+    elif access.on_error is not None:
+        msg = "--on-error applies to --format zarr only (the others copy no pixels)"
+        raise click.UsageError(msg)
+    if fmt != "zarr" and (shards is not None or ome or ome_axis):
         msg = "--shards, --ome and --ome-axis apply to --format zarr only"
         raise click.UsageError(msg)
     tip = None
@@ -104,15 +106,14 @@ def export(
     elif tag is not None:
         msg = "--tag applies to --format icechunk only"
         raise click.UsageError(msg)
-    if fmt != "kerchunk":  # references are not checked when written; readers check nothing
-        options["check"] = check
+    opened = open_manifest(manifest, access)
     with lazy_progress(PROGRESS_LABELS.get(fmt, "exporting"), quiet=quiet) as progress:
-        if fmt in PROGRESS_LABELS:
-            options["progress"] = progress
-        out = run_export(m, fmt, output, overwrite=overwrite, force=force, **options)
+        options["progress"] = progress
+        out = run_export(opened, fmt, output, overwrite=overwrite, force=force, **options)
     if quiet:
         return
     if tip is not None:  # an existing repository: say what the update committed
         console.print(icechunk_summary(out, tip), soft_wrap=True)
         return
-    console.print(f"wrote {fmt} export of {len(m.files)} files to {out}", soft_wrap=True)
+    n = len(opened.manifest.files)
+    console.print(f"wrote {fmt} export of {n} files to {out}", soft_wrap=True)

@@ -5,19 +5,18 @@ from __future__ import annotations
 import click
 from rich.markup import escape
 
+from ..access import Access
 from ..manifest import load_manifest
-from ._common import echo_tree, remote_options, storage_options, summary_tree
+from ._common import echo_tree, manifest_access, summary_tree
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--root", help="Read the images from this folder instead of the recorded root.")
+@manifest_access(check=False)
 @click.option("--excluded", "show", is_flag=True, help="List every file the scan left out.")
-@remote_options
-def info(manifest: str, root: str | None, show: bool, options: tuple[str, ...]) -> None:
+def info(manifest: str, access: Access, show: bool) -> None:
     """Print what MANIFEST describes: groups, arrays, dims, labels, holes, sizes, and the
     files the scan left out with the reason."""
-    m = load_manifest(manifest, root=root, storage_options=storage_options(options))
+    m = load_manifest(manifest, access=access)
     tree = summary_tree(m, title=manifest)
     if m.excluded:
         by_reason: dict[str, list[str]] = {}

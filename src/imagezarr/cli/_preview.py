@@ -6,18 +6,10 @@ import warnings
 
 import click
 
+from ..access import Access
 from ..errors import FilledChunkWarning
-from ..manifest import load_manifest
 from ..preview import contact_sheet
-from ._common import (
-    check_option,
-    console,
-    err_console,
-    lazy_progress,
-    on_error_option,
-    remote_options,
-)
-from ._common import storage_options as parse_options
+from ._common import console, err_console, lazy_progress, manifest_access
 
 
 def parse_sel(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -42,7 +34,10 @@ def parse_sel(pairs: tuple[str, ...]) -> dict[str, object]:
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(dir_okay=False))
+@manifest_access(
+    on_error="Stop at a missing, changed or undecodable image, or draw its cell crossed in red "
+    "(and name the file)."
+)
 @click.option(
     "-o",
     "--output",
@@ -67,45 +62,32 @@ def parse_sel(pairs: tuple[str, ...]) -> dict[str, object]:
     type=click.IntRange(min=8),
     help="Longer side of a thumbnail, at most, in pixels.",
 )
-@click.option("--root", help="Read the images from this folder instead of the recorded root.")
-@check_option
-@on_error_option(
-    "Stop at a missing, changed or undecodable image, or draw its cell crossed in red "
-    "(and name the file)."
-)
-@remote_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def preview(
     manifest: str,
+    access: Access,
     output: str,
     rows: str | None,
     cols: str | None,
     sel: tuple[str, ...],
     group: str | None,
     size: int,
-    root: str | None,
-    check: str,
-    on_error: str,
-    options: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Draw a contact sheet of MANIFEST: thumbnails in a grid labelled by the coordinates."""
-    remote = parse_options(options)
-    m = load_manifest(manifest, root=root, storage_options=remote)
     with (
         lazy_progress("drawing thumbnails", quiet=quiet) as progress,
         warnings.catch_warnings(record=True) as caught,
     ):
         warnings.simplefilter("always", FilledChunkWarning)
         sheet = contact_sheet(
-            m,
+            manifest,
             rows=rows,
             cols=cols,
             sel=parse_sel(sel),
             group=group,
             size=size,
-            check=check,  # type: ignore[arg-type]
-            on_error=on_error,  # type: ignore[arg-type]
+            access=access,
             progress=progress,  # type: ignore[arg-type]
         )
     for w in caught:
@@ -113,7 +95,7 @@ def preview(
             err_console.print(f"[yellow]warning[/]: {w.message}", soft_wrap=True)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    out = sheet.save(output, storage_options=remote)
+    out = sheet.save(output, storage_options=access.storage_options)
     if quiet:
         return
     n_rows, n_cols = sheet.kinds.shape

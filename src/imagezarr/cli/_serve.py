@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from ..manifest import load_manifest
-from ._common import check_option, console, host_option, remote_options, storage_options
+from ..access import Access
+from ._common import console, host_option, manifest_access
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(dir_okay=False))
+@manifest_access()
 @host_option
 @click.option("--port", type=int, default=8000, show_default=True, help="0 picks a free port.")
 @click.option(
@@ -26,34 +26,28 @@ from ._common import check_option, console, host_option, remote_options, storage
     help="Require 'Authorization: Bearer TOKEN' or ?token=TOKEN on every request. Also read "
     "from $IMAGEZARR_TOKEN, which, unlike the command line, other users cannot see.",
 )
-@click.option("--root", help="Serve the images in this folder instead of the recorded root.")
-@check_option
-@remote_options
 @click.option("--workers", type=int, help="Threads that read and decode (default: per core).")
 @click.option("--ome/--no-ome", default=True, show_default=True, help="OME-Zarr 0.5 metadata.")
 def serve(
     manifest: str,
+    access: Access,
     host: str,
     port: int,
     codec: str,
     token: str | None,
-    root: str | None,
-    check: str,
-    options: tuple[str, ...],
     workers: int | None,
     ome: bool,
 ) -> None:
     """Serve MANIFEST's hierarchy as read-only Zarr v3 over HTTP; print its URL."""
     from ..serve import serve as run_serve  # aiohttp only for this command
 
-    m = load_manifest(manifest, root=root, storage_options=storage_options(options))
     run_serve(
-        m,
+        manifest,
         host=host,
         port=port,
         codec=codec,  # type: ignore[arg-type]
         token=token,
-        check=check,  # type: ignore[arg-type]
+        access=access,
         workers=workers,
         ome=ome,
         echo=lambda line: console.print(line, soft_wrap=True, markup=False),

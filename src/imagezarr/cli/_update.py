@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import click
 
 from .. import api
+from ..access import Access
 from ..manifest import FileDiff, Manifest
 from ._common import (
-    check_option,
     console,
     echo_tree,
     lazy_progress,
-    remote_options,
+    manifest_access,
     scheduler_option,
-    storage_options,
     summary_tree,
 )
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(dir_okay=False))
+@manifest_access()
 @click.option(
     "-o",
     "--output",
@@ -30,9 +28,6 @@ from ._common import (
     help="Write the new manifest here instead of replacing MANIFEST.",
 )
 @click.option("--dry-run", is_flag=True, help="Only report what changed; write nothing.")
-@click.option(
-    "--root", help="Scan this folder (a moved or copied root) instead of the recorded one."
-)
 @click.option("--force", is_flag=True, help="Allow writing OUTPUT inside the source folder.")
 @click.option(
     "--drop-undecodable",
@@ -61,24 +56,20 @@ from ._common import (
     help="With --watch: update as soon as the folder reports changes (file-system events; "
     "needs watchfiles). Default: when the root is a local folder and watchfiles is installed.",
 )
-@check_option
 @scheduler_option
-@remote_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def update(
     manifest: str,
+    access: Access,
     output: str | None,
     dry_run: bool,
-    root: str | None,
     force: bool,
     drop_undecodable: bool,
     removed: str,
     watch: bool,
     interval: float,
     events: bool | None,
-    check: str,
     scheduler: str | None,
-    options: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Re-scan the images MANIFEST describes, with the layout it recorded; report the changes.
@@ -89,15 +80,22 @@ def update(
         msg = "--watch updates in this process; --scheduler is for a single update"
         raise click.UsageError(msg)
     if watch:
-        _watch(manifest, output, interval, check, removed, events, storage_options(options))
+        _watch(
+            manifest,
+            access,
+            output=output,
+            interval=interval,
+            removed=removed,
+            events=events,
+            drop_undecodable=drop_undecodable,
+            dry_run=dry_run,
+        )
         return
     with lazy_progress("probing headers", quiet=quiet) as progress:
         new, diff = api.update(
             manifest,
-            check=check,  # type: ignore[arg-type]
-            root=root,
+            access=access,
             drop_undecodable=drop_undecodable,
-            storage_options=storage_options(options),
             client=scheduler,
             removed=removed,  # type: ignore[arg-type]
             progress=progress,  # type: ignore[arg-type]
@@ -130,27 +128,33 @@ def update(
         console.print(f"nothing changed: {manifest} left as it was", soft_wrap=True)
         return
     # replacing the manifest where it already is needs no permission; a new output does
-    out = new.save(output or manifest, force=force or output is None)
+    out = new.save(
+        output or manifest, force=force or output is None, storage_options=access.storage_options
+    )
     if not quiet:
         echo_tree(summary_tree(new, title=str(out)))
 
 
 def _watch(
     manifest: str,
+    access: Access,
+    *,
     output: str | None,
     interval: float,
-    check: str,
     removed: str,
     events: bool | None,
-    options: Any,
+    drop_undecodable: bool,
+    dry_run: bool,
 ) -> None:
     def said(diff: FileDiff, new: Manifest) -> None:
         when = datetime.now().isoformat(sep=" ", timespec="seconds")
+        where = "not saved (--dry-run)" if dry_run else f"saved to {output or manifest}"
         console.print(
             f"{when}: {len(diff.added)} added, {len(diff.removed)} removed, "
             f"{len(diff.changed)} changed"
+            + (f", {len(diff.dropped)} undecodable dropped" if diff.dropped else "")
             + (f", {len(diff.labels)} label(s) emptied ({removed})" if diff.labels else "")
-            + f"; {len(new.files):,} files, saved to {output or manifest}",
+            + f"; {len(new.files):,} files, {where}",
             soft_wrap=True,
         )
 
@@ -173,13 +177,14 @@ def _watch(
             manifest,
             interval=interval,
             output=output,
-            check=check,  # type: ignore[arg-type]
-            storage_options=options,
+            access=access,
             removed=removed,  # type: ignore[arg-type]
             on_change=said,
-            on_error=failed,
+            on_failure=failed,
             events=events,
             on_start=announce,
+            drop_undecodable=drop_undecodable,
+            dry_run=dry_run,
         )
     except (ImportError, ValueError) as e:
         if started:  # not the --events refusal: a failure while watching

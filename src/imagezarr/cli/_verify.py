@@ -4,33 +4,22 @@ from __future__ import annotations
 
 import click
 
-from ..manifest import load_manifest
+from ..access import Access
 from ..verify import verify as run_verify
-from ._common import check_option, console, lazy_progress, remote_options, storage_options
+from ._common import console, lazy_progress, manifest_access
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(dir_okay=False))
+@manifest_access()
 @click.option("--decode", is_flag=True, help="Also read and decode every image.")
-@click.option("--root", help="Check the images in this folder instead of the recorded root.")
-@check_option
 @click.option("--checksum", is_flag=True, help="Same as --check checksum: hash every file.")
-@remote_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; print problems only.")
-def verify(
-    manifest: str,
-    decode: bool,
-    root: str | None,
-    check: str,
-    checksum: bool,
-    options: tuple[str, ...],
-    quiet: bool,
-) -> None:
+def verify(manifest: str, access: Access, decode: bool, checksum: bool, quiet: bool) -> None:
     """Check every file MANIFEST references; exit 1 if any is missing, changed or corrupt."""
-    m = load_manifest(manifest, root=root, storage_options=storage_options(options))
-    check = "checksum" if checksum else check
+    if checksum:
+        access = access | Access(check="checksum")
     with lazy_progress("verifying", quiet=quiet) as progress:
-        report = run_verify(m, decode=decode, check=check, progress=progress)  # type: ignore[arg-type]
+        report = run_verify(manifest, decode=decode, access=access, progress=progress)  # type: ignore[arg-type]
     for p in report.problems[:200]:
         console.print(f"[red]{p.kind:12}[/] {p.path}: {p.detail}", soft_wrap=True)
     if len(report.problems) > 200:

@@ -8,8 +8,9 @@ from urllib.parse import quote
 
 import click
 
-from ..manifest import load_manifest
-from ._common import check_option, console, host_option, remote_options, storage_options
+from ..access import Access
+from ..manifest import open_manifest
+from ._common import console, host_option, manifest_access
 
 
 def viewer_url(url: str, token: str | None = None, group: str | None = None) -> str:
@@ -28,7 +29,7 @@ def viewer_url(url: str, token: str | None = None, group: str | None = None) -> 
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(dir_okay=False))
+@manifest_access()
 @host_option
 @click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
 @click.option(
@@ -39,19 +40,14 @@ def viewer_url(url: str, token: str | None = None, group: str | None = None) -> 
 )
 @click.option("--group", help="The group to show first (default: the first one).")
 @click.option("--no-browser", is_flag=True, help="Print the page's URL, open no browser.")
-@click.option("--root", help="Serve the images in this folder instead of the recorded root.")
-@check_option
-@remote_options
 def view(
     manifest: str,
+    access: Access,
     host: str,
     port: int,
     token: str | None,
     group: str | None,
     no_browser: bool,
-    root: str | None,
-    check: str,
-    options: tuple[str, ...],
 ) -> None:
     """Browse MANIFEST in a web page: thumbnails by two dims, full images with pan/zoom.
 
@@ -60,12 +56,13 @@ def view(
     """
     from ..serve import serve as run_serve  # aiohttp only for this command
 
-    m = load_manifest(manifest, root=root, storage_options=storage_options(options))
+    opened = open_manifest(manifest, access)
+    m = opened.manifest
     if group is not None and group not in {n.path for n in m.nodes}:
         msg = f"no group {group!r} in {manifest}"
         raise click.BadParameter(msg, param_hint="--group")
 
-    def opened(url: str) -> None:
+    def started(url: str) -> None:
         page = viewer_url(url, token, group)
         shown = viewer_url(url, None, group) + ("#token=TOKEN" if token else "")
         console.print(f"open {shown}", soft_wrap=True, markup=False)
@@ -73,12 +70,11 @@ def view(
             threading.Thread(target=webbrowser.open, args=(page,), daemon=True).start()
 
     run_serve(
-        m,
+        opened,
         host=host,
         port=port,
         token=token,
-        check=check,  # type: ignore[arg-type]
         echo=lambda line: console.print(line, soft_wrap=True, markup=False),
-        on_start=opened,
+        on_start=started,
     )
     console.print("stopped")  # serve returns on Ctrl-C

@@ -19,8 +19,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..access import Access, split_access
 from ..errors import ExportError
-from ..manifest import Manifest, load_manifest
+from ..manifest import ManifestLike, Opened, open_manifest
 from .icechunk import export_icechunk
 from .kerchunk import export_kerchunk, references
 from .links import export_links
@@ -45,18 +46,22 @@ FORMATS = {
 
 
 def export(
-    manifest: Manifest | str | os.PathLike[str],
+    manifest: ManifestLike | Opened,
     format: str,
     out: str | os.PathLike[str],
     *,
+    access: Access | None = None,
     overwrite: bool = False,
     force: bool = False,
     **options: Any,
 ) -> Path:
-    """Export a manifest (object or path) in ``format`` to ``out``; return the output path.
+    """Export a manifest (object, path or opened) in ``format`` to ``out``; return the output
+    path.
 
-    ``options`` go to the format's function (:func:`export_kerchunk`, :func:`export_icechunk`,
-    :func:`export_zarr`, :func:`export_links`).
+    The access keywords (``root``, ``storage_options``, ``allow_outside_root``, ``check``,
+    ``on_error``; see :class:`~imagezarr.access.Access`) apply to every format; other
+    ``options`` go to the format's function (:func:`export_kerchunk`,
+    :func:`export_icechunk`, :func:`export_zarr`, :func:`export_links`).
 
     Examples
     --------
@@ -73,5 +78,6 @@ def export(
     except KeyError:
         msg = f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}"
         raise ExportError(msg) from None
-    m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
-    return writer(m, out, overwrite=overwrite, force=force, **options)  # type: ignore[operator]
+    given, rest = split_access(options)
+    opened = open_manifest(manifest, access, **given)
+    return writer(opened, out, overwrite=overwrite, force=force, **rest)  # type: ignore[operator]

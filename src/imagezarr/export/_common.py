@@ -5,16 +5,25 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import quote
 
 from ..errors import ExportError
-from ..manifest import Manifest
-from ..roots import READ_ERRORS, Check, FileStat, error_text, is_inside, is_url, place, stale
+from ..manifest import Manifest, Opened
+from ..roots import READ_ERRORS, FileStat, error_text, is_inside, is_url, place, stale
 
-__all__ = ["Progress", "check_output", "checked_stat", "file_url", "staged_dir"]
+__all__ = [
+    "Progress",
+    "check_output",
+    "checked_stat",
+    "checked_stats",
+    "file_url",
+    "local_path",
+    "staged_dir",
+]
 
 Progress = Callable[[int, int], None]
 
@@ -88,31 +97,56 @@ def file_url(path: str, *, encode: bool = False, windows: bool = os.name == "nt"
     return "file://" + (posix if posix.startswith("/") else "/" + posix)
 
 
-def checked_stat(manifest: Manifest, index: int, check: Check = "mtime") -> FileStat:
-    """A fresh stat of file ``index`` for an export that references it in place.
-
-    Refuses a remote root (the export needs local files), a missing file, and one that the
-    freshness check ``check`` calls changed.
-    """
-    rel = manifest.files.paths[index]
-    root = manifest.source
+def local_path(opened: Opened, index: int) -> str:
+    """The local path of file ``index``, for exports that need local files (links, Icechunk);
+    an :class:`ExportError` for a remote root."""
     try:
-        path = root.local_path(rel)
+        return opened.source.local_path(opened.manifest.files.paths[index])
     except NotImplementedError as e:
         raise ExportError(str(e)) from e
+
+
+def checked_stat(opened: Opened, index: int) -> FileStat:
+    """A fresh stat of file ``index`` for an export that references it in place.
+
+    Refuses a missing file and one that the freshness check of the access it was opened
+    with calls changed (with ``check="none"``, the recorded stat is taken as it is).
+    """
+    entry = opened.manifest.files[index]
+    if opened.check == "none":
+        return entry.stat
+    where = opened.location(index)
     try:
-        st = root.stat(rel)
+        st = opened.source.stat(entry.path)
     except READ_ERRORS as e:
         msg = (
-            f"{path!r}: cannot export a reference to it: {error_text(e)}; run `imagezarr "
+            f"{where!r}: cannot export a reference to it: {error_text(e)}; run `imagezarr "
             "verify MANIFEST`, then re-scan the folder"
         )
         raise ExportError(msg) from e
-    reason = stale(manifest.files[index], st, check)
+    reason = stale(entry, st, opened.check)
     if reason is not None:
         msg = (
-            f"{path!r} changed since the scan ({reason}); refusing to export a reference to "
-            "it; re-scan the folder"
+            f"{where!r} changed since the scan ({reason}); refusing to export a reference to "
+            "it; re-scan the folder (imagezarr update), or export with check='none' "
+            "(--check none) to reference it as it is"
         )
         raise ExportError(msg)
     return st
+
+
+def checked_stats(
+    opened: Opened, indices: Sequence[int], progress: Progress | None = None
+) -> list[FileStat]:
+    """:func:`checked_stat` of every file in ``indices``, in order, many at once (stats of a
+    network share or bucket wait on the network)."""
+    if opened.check == "none":
+        return [opened.manifest.files[i].stat for i in indices]
+    out: list[FileStat] = []
+    with ThreadPoolExecutor(max_workers=opened.source.workers) as pool:
+        for start in range(0, len(indices), 1024):
+            batch = indices[start : start + 1024]
+            out.extend(pool.map(lambda i: checked_stat(opened, i), batch))
+            if progress is not None:
+                progress(len(out), len(indices))
+    return out

@@ -13,13 +13,14 @@ import base64
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
+from ..access import Access, AccessKeywords
 from ..errors import ExportError
 from ..hierarchy import build_metadata, chunk_refs
-from ..manifest import Manifest
+from ..manifest import ManifestLike, Opened, open_manifest
 from ..roots import write_atomic
-from ._common import check_output, file_url
+from ._common import Progress, check_output, checked_stats, file_url
 
 __all__ = ["PARQUET_THRESHOLD", "export_kerchunk", "references"]
 
@@ -35,7 +36,12 @@ def _inline(key: str, data: bytes) -> str:
 
 
 def references(
-    manifest: Manifest, *, templates: bool = False, root_url: str | None = None
+    manifest: ManifestLike | Opened,
+    *,
+    templates: bool = False,
+    root_url: str | None = None,
+    access: Access | None = None,
+    **options: Unpack[AccessKeywords],
 ) -> dict[str, Any]:
     """The kerchunk version-1 reference document of ``manifest``.
 
@@ -49,6 +55,8 @@ def references(
     root_url
         The value of the ``root`` template (default: the ``file://`` url of the manifest's
         root). Only with ``templates``.
+    access, **options
+        Where the images are (:class:`~imagezarr.access.Access`); no file is read here.
 
     Examples
     --------
@@ -58,10 +66,12 @@ def references(
     >>> refs["templates"]["root"].startswith("file:///"), refs["refs"]["A2/image/c/1/0/0"]
     (True, ['{{root}}/2020-05-31/A2-doi-20200531T210700-PSII0-2.png'])
     """
-    refs: dict[str, Any] = {k: _inline(k, v) for k, v in build_metadata(manifest).items()}
-    files = manifest.files
+    opened = open_manifest(manifest, access, **options)
+    m = opened.manifest
+    refs: dict[str, Any] = {k: _inline(k, v) for k, v in build_metadata(m).items()}
+    files = m.files
     if templates:
-        for key, i in chunk_refs(manifest):
+        for key, i in chunk_refs(m):
             path = files[i].path
             if "{" in path or "}" in path:
                 msg = (
@@ -70,38 +80,47 @@ def references(
                 )
                 raise ExportError(msg)
             refs[key] = [f"{{{{{TEMPLATE}}}}}/{path}"]
-        root = root_url if root_url is not None else file_url(manifest.root)
+        root = root_url if root_url is not None else file_url(m.root)
         return {"version": 1, "templates": {TEMPLATE: root.rstrip("/")}, "refs": refs}
     if root_url is not None:
         msg = "root_url only applies with templates=True (--templates)"
         raise ExportError(msg)
-    for key, i in chunk_refs(manifest):
-        refs[key] = [file_url(manifest.file_path(i))]
+    for key, i in chunk_refs(m):
+        refs[key] = [file_url(opened.location(i))]
     return {"version": 1, "refs": refs}
 
 
 def export_kerchunk(
-    manifest: Manifest,
+    manifest: ManifestLike | Opened,
     out: str | os.PathLike[str],
     *,
     parquet: bool | None = None,
     templates: bool = False,
     root_url: str | None = None,
     record_size: int = 100_000,
+    access: Access | None = None,
+    progress: Progress | None = None,
     overwrite: bool = False,
     force: bool = False,
+    **options: Unpack[AccessKeywords],
 ) -> Path:
     """Write ``manifest`` as a kerchunk reference set: one JSON file, or a Parquet folder.
 
     ``parquet=None`` chooses Parquet for an output named ``*.parq``/``*.parquet`` or for more
     than :data:`PARQUET_THRESHOLD` image chunks. Other parameters as for :func:`references`.
-    The manifest's size and mtime checks do not survive: a reader of the references gets
-    whatever the files hold when read.
+    Every referenced file is first judged with the freshness check ``check`` (``"mtime"``
+    by default, as for the other exports): a missing or changed file is an
+    :class:`ExportError` naming it, as references to it would read wrong pixels;
+    ``check="none"`` skips that. The check does not survive into the references: a reader
+    of them gets whatever the files hold when read.
     """
-    path = check_output(manifest, out, overwrite=overwrite, force=force)
-    doc = references(manifest, templates=templates, root_url=root_url)
+    opened = open_manifest(manifest, access, **options)
+    m = opened.manifest
+    path = check_output(m, out, overwrite=overwrite, force=force)
+    checked_stats(opened, sorted({i for _, i in chunk_refs(m)}), progress)
+    doc = references(opened, templates=templates, root_url=root_url)
     if parquet is None:
-        nchunks = sum(int((n.file_index >= 0).sum()) for n in manifest.nodes)
+        nchunks = sum(int((n.file_index >= 0).sum()) for n in m.nodes)
         parquet = path.suffix in (".parq", ".parquet") or nchunks > PARQUET_THRESHOLD
     if parquet:
         from ._parquet import write_parquet

@@ -8,31 +8,34 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Unpack
 
+from ..access import Access, AccessKeywords
 from ..errors import ExportError
 from ..hierarchy import build_metadata, chunk_refs
-from ..manifest import Manifest
-from ..roots import Check, normalize_check
-from ._common import Progress, check_output, checked_stat, staged_dir
+from ..manifest import ManifestLike, Opened, open_manifest
+from ._common import Progress, check_output, checked_stat, local_path, staged_dir
 
 __all__ = ["export_links"]
 
 
 def export_links(
-    manifest: Manifest,
+    manifest: ManifestLike | Opened,
     out: str | os.PathLike[str],
     *,
-    check: Check | bool = "mtime",
+    access: Access | None = None,
     progress: Progress | None = None,
     overwrite: bool = False,
     force: bool = False,
+    **options: Unpack[AccessKeywords],
 ) -> Path:
     """Write a Zarr v3 folder whose image chunk files are symlinks (absolute targets).
 
-    ``check`` (the freshness check, ``"mtime"`` by default; ``"none"`` or False skips it)
-    refuses files that are missing or changed since the scan: a dangling link would read as
-    a hole. Raises :class:`ExportError` where symbolic links cannot be made
-    (e.g. Windows without developer mode).
+    The access keywords (see :class:`~imagezarr.access.Access`) say where the images are;
+    ``check`` (the freshness check, ``"mtime"`` by default; ``"none"`` skips it) refuses
+    files that are missing or changed since the scan: a dangling link would read as a hole.
+    Raises :class:`ExportError` where symbolic links cannot be made (e.g. Windows without
+    developer mode).
 
     >>> import tempfile, zarr
     >>> from imagezarr.testing import small_manifest
@@ -41,20 +44,21 @@ def export_links(
     >>> zarr.open_group(out, mode="r")["A1/image"][1].shape
     (8, 8)
     """
-    mode = normalize_check({True: "mtime", False: "none"}.get(check, check))  # type: ignore[arg-type]
-    path = check_output(manifest, out, overwrite=overwrite, force=force)
-    refs = list(chunk_refs(manifest))
+    opened = open_manifest(manifest, access, **options)
+    m = opened.manifest
+    path = check_output(m, out, overwrite=overwrite, force=force)
+    refs = list(chunk_refs(m))
     with staged_dir(path) as tmp:
-        for key, data in build_metadata(manifest).items():
+        for key, data in build_metadata(m).items():
             target = tmp.joinpath(*key.split("/"))
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         for done, (key, i) in enumerate(refs, 1):
-            if mode != "none":
-                checked_stat(manifest, i, mode)
+            target = local_path(opened, i)
+            checked_stat(opened, i)
             link = tmp.joinpath(*key.split("/"))
             link.parent.mkdir(parents=True, exist_ok=True)
-            _symlink(manifest.source.local_path(manifest.files.paths[i]), link)
+            _symlink(target, link)
             if progress is not None and (done % 256 == 0 or done == len(refs)):
                 progress(done, len(refs))
     return path

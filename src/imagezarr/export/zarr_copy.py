@@ -14,7 +14,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import zarr
@@ -22,12 +22,12 @@ from zarr.codecs import ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
+from ..access import Access, AccessKeywords
 from ..errors import ExportError
 from ..hierarchy import build_metadata, image_array_path
 from ..layout import Node
-from ..manifest import Manifest
-from ..roots import Check
-from ..store import ImageZarrStore, OnError
+from ..manifest import ManifestLike, Opened, open_manifest
+from ..store import ImageZarrStore
 from ._common import Progress, check_output, staged_dir
 
 __all__ = ["export_zarr", "ome_attributes"]
@@ -36,7 +36,7 @@ BATCH = 16  # images per read/write call when not sharded: zarr fetches them con
 
 
 def export_zarr(
-    manifest: Manifest,
+    manifest: ManifestLike | Opened,
     out: str | os.PathLike[str],
     *,
     compressor: Any = "zstd",
@@ -44,11 +44,11 @@ def export_zarr(
     shards: int | None = None,
     ome: bool = False,
     ome_axes: Mapping[str, str] | None = None,
-    check: Check = "mtime",
-    on_error: OnError = "raise",
+    access: Access | None = None,
     progress: Progress | None = None,
     overwrite: bool = False,
     force: bool = False,
+    **options: Unpack[AccessKeywords],
 ) -> Path:
     """Copy the decoded images into a Zarr v3 folder at ``out``.
 
@@ -64,10 +64,11 @@ def export_zarr(
         Add OME-Zarr 0.5 ``multiscales`` metadata to every group (see :func:`ome_attributes`).
     ome_axes
         OME axis types of outer dims whose names do not say it, e.g. ``{"wl": "channel"}``.
-    check, on_error
-        The freshness check applied to every image read, and whether a file that fails it
-        (or does not decode) stops the copy or is copied as the fill value with a warning
-        (see :class:`ImageZarrStore`).
+    access, **options
+        Where the images are and how they are trusted (:class:`~imagezarr.access.Access`):
+        ``check`` is the freshness check applied to every image read, ``on_error`` whether a
+        file that fails it (or does not decode) stops the copy or is copied as the fill value
+        with a warning (see :class:`ImageZarrStore`).
     progress
         Called as ``progress(done, total)`` in images.
 
@@ -78,14 +79,14 @@ def export_zarr(
     >>> zarr.open_group(out, mode="r")["A1/image"].shards
     (2, 8, 8)
     """
+    opened = open_manifest(manifest, access, **options)
+    manifest = opened.manifest
     path = check_output(manifest, out, overwrite=overwrite, force=force)
     if shards is not None and shards < 1:
         msg = f"shards must be a positive number of images per shard, not {shards!r}"
         raise ExportError(msg)
     ome_attrs = {n.path: ome_attributes(n, ome_axes) for n in manifest.nodes} if ome else {}
-    source = zarr.open_group(
-        ImageZarrStore(manifest, check=check, on_error=on_error), mode="r", zarr_format=3
-    )
+    source = zarr.open_group(ImageZarrStore(opened), mode="r", zarr_format=3)
     total = sum(math.prod(n.shape) for n in manifest.nodes)
     done = 0
     with staged_dir(path) as tmp:

@@ -6,7 +6,7 @@ every field is type- and range-checked before use, and file entries may not leav
 
 from __future__ import annotations
 
-from ._load import ManifestLike, as_manifest, from_json, load_manifest
+from ._load import ManifestLike, from_json, load_manifest
 from ._model import (
     FORMAT,
     PACK_ABOVE,
@@ -17,6 +17,7 @@ from ._model import (
     diff_files,
     emptied_labels,
 )
+from ._open import Opened, open_manifest
 
 __all__ = [
     "FORMAT",
@@ -26,9 +27,10 @@ __all__ = [
     "FileDiff",
     "Manifest",
     "ManifestLike",
-    "as_manifest",
+    "Opened",
     "diff_files",
     "emptied_labels",
     "from_json",
     "load_manifest",
+    "open_manifest",
 ]

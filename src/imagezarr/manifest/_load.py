@@ -15,14 +15,14 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Unpack
 
 import imagecodecs
 import numpy as np
 from zarr.registry import get_codec_class
 
+from ..access import Access, AccessKeywords
 from ..codecs import CODEC_NAMES, pin_codecs
 from ..discover import FileTable
 from ..errors import LayoutError, ManifestError, ManifestVersionError, UnsafePathError
@@ -42,7 +42,7 @@ from ..roots import (
 from ._model import FORMAT, VERSION, Manifest
 from ._values import INT64, NAME_CHARS, PALETTE, parse_value, unplain, zstd_content_size
 
-__all__ = ["ManifestLike", "as_manifest", "from_json", "load_manifest"]
+__all__ = ["ManifestLike", "from_json", "load_manifest"]
 
 _ETAG = re.compile(r"[^\x00]{0,1024}", re.S)
 _CHECKSUM = re.compile(r"(?:xxh3:[0-9a-f]{16})?")
@@ -80,22 +80,22 @@ GRID_SLACK, GRID_FLOOR = 64, 2**24
 def load_manifest(
     path: str | os.PathLike[str],
     *,
-    root: str | os.PathLike[str] | None = None,
-    allow_outside_root: bool = False,
-    storage_options: Mapping[str, Any] | None = None,
+    access: Access | None = None,
+    **options: Unpack[AccessKeywords],
 ) -> Manifest:
     """Load and validate a manifest written by :meth:`Manifest.save`.
 
-    ``path`` may be a local file or a URL (``s3://bucket/exp.imagezarr.json``). ``root``
-    re-roots the manifest onto another copy of the images (a folder or a URL, e.g. a mirror);
-    ``storage_options`` configure access to remote roots and are never saved. Raises
+    ``path`` may be a local file or a URL (``s3://bucket/exp.imagezarr.json``). Of the access
+    keywords (see :class:`~imagezarr.access.Access`), ``root`` re-roots the manifest onto
+    another copy of the images (a folder or a URL, e.g. a mirror), ``storage_options`` reach
+    a remote manifest, and ``allow_outside_root`` admits entries that leave the root. Raises
     :class:`ManifestVersionError` for an unknown version and :class:`UnsafePathError` for an
     entry that leaves the root (unless ``allow_outside_root``).
     """
+    how = Access.of(access, options)
     name = os.fspath(path)
-    options = dict(storage_options or {})
     try:
-        raw = read_location(name, options)
+        raw = read_location(name, how.options)
     except READ_ERRORS as e:
         msg = f"cannot read manifest {name!r}: {error_text(e)}"
         raise ManifestError(msg) from e
@@ -105,41 +105,10 @@ def load_manifest(
     except (ValueError, RecursionError) as e:
         msg = f"{name!r} is not a JSON manifest: {e}"
         raise ManifestError(msg) from e
-    m = from_json(doc, base=where, name=name, root=root, allow_outside_root=allow_outside_root)
-    return replace(m, storage_options=options, allow_outside_root=allow_outside_root)
+    return from_json(doc, base=where, name=name, root=how.root, allow_outside_root=how.outside)
 
 
 ManifestLike = Manifest | str | os.PathLike[str]
-
-
-def as_manifest(
-    manifest: ManifestLike,
-    *,
-    root: str | os.PathLike[str] | None = None,
-    allow_outside_root: bool = False,
-    storage_options: Mapping[str, Any] | None = None,
-) -> Manifest:
-    """A manifest object, loaded from a path or URL if need be, re-rooted onto ``root``.
-
-    ``root`` is a copy of the images (a folder or a URL, e.g. a mirror); ``storage_options``
-    reach remote manifests and roots; ``allow_outside_root`` lets entries and links lead out
-    of the root (only for manifests you trust).
-    """
-    if not isinstance(manifest, Manifest):
-        return load_manifest(
-            manifest,
-            root=root,
-            allow_outside_root=allow_outside_root,
-            storage_options=storage_options,
-        )
-    changes: dict[str, Any] = {}
-    if root is not None:
-        changes["root"] = root_url(root)
-    if storage_options is not None:
-        changes["storage_options"] = dict(storage_options)
-    if allow_outside_root:
-        changes["allow_outside_root"] = True
-    return replace(manifest, **changes) if changes else manifest
 
 
 def from_json(

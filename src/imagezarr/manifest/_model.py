@@ -6,7 +6,6 @@ The format is described in ``docs/manifest.md``.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import math
 import os
@@ -26,11 +25,9 @@ from ..layout import Exclusion, LayoutSpec, Node
 from ..paths import PathColumn, match_paths
 from ..roots import (
     Check,
-    Root,
     is_inside,
     is_url,
     normalize_check,
-    open_root,
     parent_of,
     relative_root,
     root_url,
@@ -60,8 +57,10 @@ PACK_ABOVE = 5000  # larger file tables and chunk grids are stored packed (zstd 
 class Manifest:
     """A scanned dataset: the root, the file table, the layout used and the resulting nodes.
 
-    ``root`` is an absolute path at run time; :meth:`save` stores it relative to the
-    manifest's own folder so that moving both together keeps the manifest working.
+    A pure value: what is there, never how it is reached on this machine (that is an
+    :class:`~imagezarr.access.Access`, given to each verb). ``root`` is an absolute path or a
+    URL; :meth:`save` stores it relative to the manifest's own folder so that moving both
+    together keeps the manifest working.
     """
 
     root: str
@@ -71,21 +70,10 @@ class Manifest:
     unmatched: int = 0
     unreadable: tuple[str, ...] = ()
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    # how to reach a remote root (credentials, endpoint): in memory only, never saved
-    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     # every file the scan left out, with the reason (pattern, table, filter, header, kind)
     excluded: tuple[Exclusion, ...] = ()
     # what the scan chose and why (inferred dims, demoted fields): for the summary, not saved
     notes: tuple[str, ...] = field(default=(), repr=False, compare=False)
-    # whether reads may follow links out of the root: the reader's choice, never saved
-    allow_outside_root: bool = field(default=False, repr=False)
-
-    @functools.cached_property
-    def source(self) -> Root:
-        """The :class:`~imagezarr.roots.Root` every byte of the images is read through."""
-        return open_root(
-            self.root, self.storage_options, allow_outside_root=self.allow_outside_root
-        )
 
     def __post_init__(self) -> None:
         if not isinstance(self.files, FileTable):
@@ -121,25 +109,9 @@ class Manifest:
         msg = f"no group {path!r} in this manifest; groups: {known}"
         raise KeyError(msg)
 
-    def file_path(self, index: int) -> str:
-        """Absolute local path (or URL, for a remote root) of file ``index``."""
-        return self.source.location(self.files.paths[index])
-
     @property
     def total_bytes(self) -> int:
         return int(self.files.sizes.sum())
-
-    def _repr_html_(self) -> str:
-        """Notebook display: summary table, plus a small contact sheet when cheap to draw."""
-        import html
-        import importlib
-
-        # preview is a later stage: looked up when a notebook asks, so manifest never imports it
-        try:
-            return str(importlib.import_module("imagezarr.preview").summary_html(self))
-        except Exception as e:  # a repr must never raise: say what this is and what went wrong
-            text = f"imagezarr manifest: {len(self.files)} files; root {self.root}\n({e})"
-            return f"<pre>{html.escape(text)}</pre>"
 
     def to_json(self, *, root: str | None = None) -> dict[str, Any]:
         """The JSON document; ``root`` is what to record as the root (default: absolute)."""
@@ -158,13 +130,19 @@ class Manifest:
         }
 
     def save(
-        self, path: str | os.PathLike[str], *, absolute_root: bool = False, force: bool = False
+        self,
+        path: str | os.PathLike[str],
+        *,
+        absolute_root: bool = False,
+        force: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> Path | str:
         """Write the manifest atomically to ``path`` and return it.
 
         The root is recorded relative to the manifest's folder unless ``absolute_root`` (or
         the two lie on different drives). Refuses to write inside the source folder (real
         paths compared, so links and ``..`` do not get around it) unless ``force``.
+        ``storage_options`` reach a remote ``path`` (``s3://...``).
 
         Examples
         --------
@@ -184,7 +162,7 @@ class Manifest:
         recorded = (
             root_url(self.root) if absolute_root else relative_root(self.root, parent_of(target))
         )
-        out = write_location(target, _dumps(self.to_json(root=recorded)), self.storage_options)
+        out = write_location(target, _dumps(self.to_json(root=recorded)), storage_options)
         return out if is_url(out) else Path(out)
 
 

@@ -21,14 +21,15 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
+from ..access import Access, AccessKeywords
 from ..errors import ChunkReadError
 from ..hierarchy import image_array_path
 from ..layout import Node
-from ..manifest import SUFFIX, Manifest, ManifestLike, as_manifest
+from ..manifest import SUFFIX, Manifest, ManifestLike, Opened
 from ..preview import PERCENTILES, format_label, labels_of
 from ..store import ImageZarrStore
 
@@ -59,8 +60,16 @@ def read(path: PathOrPaths) -> list[LayerData]:
     return out
 
 
-def layers(manifest: ManifestLike, *, check: str = "mtime") -> list[LayerData]:
+def layers(
+    manifest: ManifestLike | Opened,
+    *,
+    access: Access | None = None,
+    **options: Unpack[AccessKeywords],
+) -> list[LayerData]:
     """One ``(data, kwargs, "image")`` tuple per array of ``manifest``.
+
+    The access keywords (see :class:`~imagezarr.access.Access`) say where the images are and
+    how they are trusted, as for :func:`imagezarr.open_store`.
 
     ``data`` is a dask array over the store (one chunk per image file, channels last for
     RGB); ``kwargs`` hold ``name`` (the group, or the manifest's name), ``axis_labels``,
@@ -70,8 +79,8 @@ def layers(manifest: ManifestLike, *, check: str = "mtime") -> list[LayerData]:
     import dask.array as da
     import zarr
 
-    m = as_manifest(manifest)
-    store = ImageZarrStore(m, check=check)
+    store = ImageZarrStore(manifest, access=access, **options)
+    m = store.manifest
     group = zarr.open_group(store, mode="r", zarr_format=3)
     base = _name(manifest, m)
     out: list[LayerData] = []

@@ -15,7 +15,9 @@ import numpy as np
 
 from .._format import human_bytes
 from ..manifest import Manifest
+from ..roots import is_url
 from ._select import cell_positions, format_label, labels_of, select
+from ._sheet import contact_sheet
 
 __all__ = ["summary_html"]
 
@@ -63,9 +65,8 @@ def _sheet(m: Manifest) -> tuple[str, str]:
     """``(img tag, note)``: a small contact sheet of the first group, or why there is none."""
     if not m.nodes or not len(m.files):
         return "", ""
-    if not m.source.sync_reads:
+    if is_url(m.root):
         return "", "No contact sheet for remote images here: call imagezarr.preview(...)."
-    from . import contact_sheet
 
     node = m.nodes[0]
     chosen = select(node, None, None, None)
@@ -109,7 +110,8 @@ def _files(node: Any, chosen: Any) -> list[int]:
 
 
 def summary_html(m: Manifest) -> str:
-    """The manifest as HTML for notebooks (``Manifest._repr_html_``); never raises."""
+    """The manifest as HTML for notebooks (registered with IPython by ``import imagezarr``);
+    never raises."""
     formats = ", ".join(sorted({n.image.format for n in m.nodes})) or "-"
     head = (
         f"<b>imagezarr manifest</b>: {len(m.files):,} files, "

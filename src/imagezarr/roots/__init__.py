@@ -143,15 +143,25 @@ def open_root(
 ) -> Root:
     """The root for a folder path or a URL.
 
-    ``options`` reach object stores (``obstore.store.from_url`` keywords) and are ignored for
-    local folders; ``allow_outside_root`` lets local reads follow links out of the folder.
+    ``options`` reach object stores (``obstore.store.from_url`` keywords); a local folder
+    refuses them, as zarr's own stores do, rather than ignore them. ``allow_outside_root``
+    lets local reads follow links out of the folder.
 
     >>> open_root("s3://lab/exp/")
     ObjectRoot('s3://lab/exp')
+    >>> open_root("/data/exp", {"config": {"region": "eu"}})
+    Traceback (most recent call last):
+    ValueError: storage options ('config') reach remote roots (s3://, https://, ...); '/data/...
     """
     given = os.fspath(where)
     if is_url(given):
         return ObjectRoot(given, dict(options or {}))
+    if options:
+        msg = (
+            f"storage options ({', '.join(map(repr, options))}) reach remote roots (s3://, "
+            f"https://, ...); {given!r} is a local folder"
+        )
+        raise ValueError(msg)
     return LocalRoot(given, allow_outside_root=allow_outside_root)
 
 
@@ -247,7 +257,7 @@ def relative_root(root: str, folder: str) -> str:
 def read_location(where: str | os.PathLike[str], options: Mapping[str, Any] | None = None) -> bytes:
     """The bytes of one file given by path or URL (a manifest, a file list, a sidecar table)."""
     base, name = _split(os.fspath(where))
-    return open_root(base, options, allow_outside_root=True).read(name)[0]
+    return open_root(base, options if is_url(base) else None, allow_outside_root=True).read(name)[0]
 
 
 def write_location(
@@ -255,4 +265,5 @@ def write_location(
 ) -> str:
     """Write one file atomically to a path or URL; return where it went."""
     base, name = _split(os.fspath(where))
-    return open_root(base, options, allow_outside_root=True).write(name, data)
+    remote = options if is_url(base) else None
+    return open_root(base, remote, allow_outside_root=True).write(name, data)

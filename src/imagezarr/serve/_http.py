@@ -61,7 +61,7 @@ def build_app(
         msg = "token must not be empty (omit it to serve without one)"
         raise ValueError(msg)
     if workers is None:
-        source = content.store.manifest.source
+        source = content.store.opened.source
         workers = source.workers if content.codec == "original" else (os.cpu_count() or 1)
     app = web.Application()
     app[CONTENT] = content
@@ -243,7 +243,7 @@ async def _get(request: web.Request, key: str, directory: bool) -> web.StreamRes
 async def _chunk(app: web.Application, key: str, *, encode: bool) -> Buffer | None:
     content, pool = app[CONTENT], app[_POOL]
     loop = asyncio.get_running_loop()
-    if content.store.manifest.source.sync_reads:  # local files: read and decode in one hop
+    if content.store.opened.source.sync_reads:  # local files: read and decode in one hop
         job = functools.partial(content.chunk_sync, key, encode=encode)
         return await loop.run_in_executor(pool, job)
     raw = await content.read_async(key)  # object stores: many reads in flight on the loop

@@ -13,12 +13,12 @@ import ipaddress
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
 from aiohttp import web
 
+from ..access import Access, AccessKeywords
 from ..hierarchy import image_array_path
-from ..roots import Check
 from ..store import ImageZarrStore
 from ._content import Codec, Content
 from ._http import ACCESS_LOG, CONTENT, AccessLogger, build_app, protected
@@ -33,13 +33,11 @@ def make_app(
     *,
     codec: Codec = "original",
     token: str | None = None,
-    check: Check = "mtime",
-    root: str | os.PathLike[str] | None = None,
-    storage_options: dict[str, Any] | None = None,
-    allow_outside_root: bool = False,
+    access: Access | None = None,
     workers: int | None = None,
     ome: bool = True,
     consolidated: bool | None = None,
+    **options: Unpack[AccessKeywords],
 ) -> web.Application:
     """An aiohttp application serving a manifest as a read-only Zarr v3 hierarchy.
 
@@ -55,12 +53,11 @@ def make_app(
     token
         When given, every request must carry ``Authorization: Bearer TOKEN`` or
         ``?token=TOKEN`` (CORS preflights excepted); others get 401.
-    check
-        The freshness check of every image read (``mtime``, ``size``, ``checksum``,
-        ``none``; see :class:`~imagezarr.store.ImageZarrStore`). A file that fails it is an
-        HTTP 409 naming it, never stale bytes.
-    root, storage_options, allow_outside_root
-        As for :func:`imagezarr.open_store`.
+    access, **options
+        As for :func:`imagezarr.open_store` (:class:`~imagezarr.access.Access`). ``check``
+        is the freshness check of every image read (``mtime``, ``size``, ``checksum``,
+        ``none``): a file that fails it is an HTTP 409 naming it, never stale bytes.
+        ``on_error`` cannot be ``"fill"``: a server never passes a bad file off as zeros.
     workers
         Threads that read and decode (default: one per core for decoded codecs, the root's
         I/O concurrency for ``original``).
@@ -77,13 +74,11 @@ def make_app(
     >>> app[CONTENT].ome
     ['A1', 'A2']
     """
-    store = ImageZarrStore.from_manifest(
+    store = ImageZarrStore(
         manifest,
-        root=root,
-        check=check,
-        allow_outside_root=allow_outside_root,
-        storage_options=storage_options,
+        access=access,
         pipeline=None,  # zarr's pipelines are not used: leave the user's config alone
+        **options,
     )
     content = Content(store, codec, ome=ome, consolidated=consolidated)
     return build_app(content, token=token, workers=workers)

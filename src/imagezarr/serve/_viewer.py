@@ -277,7 +277,7 @@ async def answer(
         size = min(max(size, 0), _MAX_SIZE)
         loop = asyncio.get_running_loop()
         made: tuple[bytes, dict[str, str]] | None
-        if content.store.manifest.source.sync_reads:  # local files: read and decode in one hop
+        if content.store.opened.source.sync_reads:  # local files: read and decode in one hop
             made = await loop.run_in_executor(pool, picture, content, node, index, size, lo, hi)
         else:  # object stores: read on the loop, decode in the pool
             raw = await content.read_async(_chunk_key(content, node, index))

@@ -119,9 +119,10 @@ def loopback_s3() -> Iterator[LoopbackS3]:
         server.stop()
 
 
-def cluster_image_sum(manifest: Manifest | str | os.PathLike[str]) -> float:
+def cluster_image_sum(manifest: Manifest | str | os.PathLike[str], **access: Any) -> float:
     """Sum of every pixel, computed by a 2-process dask LocalCluster from the pickled store:
-    proof that a store travels to worker processes and reads there."""
+    proof that a store travels to worker processes and reads there. ``access``: the access
+    keywords of :func:`imagezarr.open_dataset` (``storage_options`` for a bucket)."""
     import distributed
 
     from ..api import open_dataset
@@ -132,7 +133,7 @@ def cluster_image_sum(manifest: Manifest | str | os.PathLike[str]) -> float:
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        ds = open_dataset(manifest, chunks={})
+        ds = open_dataset(manifest, chunks={}, **access)
         return float(client.compute(ds.image.sum(dtype="float64")).result())
 
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
+from ...access import Access, AccessKeywords
 from ...errors import ExportError
 from ...hierarchy import build_metadata
-from ...manifest import Manifest
-from ...roots import Check
+from ...manifest import ManifestLike, Opened, open_manifest
 from .._common import Progress, check_output, staged_dir
 from ._record import save_record
 from ._update import update_repository
@@ -53,16 +53,17 @@ __all__ = [
 
 
 def export_icechunk(
-    manifest: Manifest,
+    manifest: ManifestLike | Opened,
     out: str | os.PathLike[str],
     *,
     branch: str = "main",
     message: str | None = None,
     tag: str | None = None,
-    check: Check = "mtime",
+    access: Access | None = None,
     progress: Progress | None = None,
     overwrite: bool = False,
     force: bool = False,
+    **options: Unpack[AccessKeywords],
 ) -> Path:
     """Write the manifest's hierarchy to the Icechunk repository ``out`` as one commit.
 
@@ -74,19 +75,20 @@ def export_icechunk(
     nothing changed. ``overwrite`` replaces the repository instead. ``tag`` names the new
     snapshot (or the branch tip, when nothing changed).
 
-    Readers authorise the container when opening (see :func:`open_snapshot` and
-    ``docs/export.md``).
+    The access keywords (see :class:`~imagezarr.access.Access`) say where the images are and
+    how they are judged unchanged (``check``; every referenced file is checked). Readers
+    authorise the container when opening (see :func:`open_snapshot` and ``docs/export.md``).
     """
+    opened = open_manifest(manifest, access, **options)
+    manifest = opened.manifest
     ic, _ = load_icechunk()
     path = Path(os.path.abspath(os.fspath(out)))
     existing = not overwrite and is_repo(ic, path)
     path = check_output(manifest, out, overwrite=overwrite or existing, force=force)
     if existing:
-        update_repository(
-            manifest, path, check=check, progress=progress, branch=branch, message=message, tag=tag
-        )
+        update_repository(opened, path, progress=progress, branch=branch, message=message, tag=tag)
         return path
-    refs = current_refs(manifest, check, progress)
+    refs = current_refs(opened, progress)
     prefix = container_prefix(manifest.root)
     with staged_dir(path) as tmp:
         config = ic.RepositoryConfig.default()
@@ -101,7 +103,7 @@ def export_icechunk(
         session = repo.writable_session(branch)
         metadata = build_metadata(manifest)
         write_documents(session.store, metadata, metadata)
-        write_refs(session.store, manifest, refs, refs)
+        write_refs(session.store, opened, refs, refs)
         counts = Counts(len(manifest.files), 0, 0, len(refs), len(metadata), 0)
         text = f"imagezarr export: {len(manifest.files)} files"
         sid = commit(session, message or text, manifest, counts, branch)

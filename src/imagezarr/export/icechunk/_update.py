@@ -11,8 +11,7 @@ from zarr.core.sync import sync
 
 from ...errors import ExportError
 from ...hierarchy import build_metadata
-from ...manifest import Manifest
-from ...roots import Check
+from ...manifest import Opened
 from .._common import Progress
 from ._record import load_record, prune_records, save_record
 from ._write import (
@@ -33,10 +32,9 @@ if TYPE_CHECKING:
 
 
 def update_repository(
-    manifest: Manifest,
+    opened: Opened,
     path: Path,
     *,
-    check: Check,
     progress: Progress | None,
     branch: str,
     message: str | None,
@@ -47,6 +45,7 @@ def update_repository(
     The keys and references of the branch tip come from its record (``_record``); without
     one, every reference is rewritten and every key not in the hierarchy deleted.
     """
+    manifest = opened.manifest
     ic, _ = load_icechunk()
     prefix = container_prefix(manifest.root)
     repo = _open_existing(ic, path, manifest.root, prefix)
@@ -64,7 +63,7 @@ def update_repository(
     session = repo.writable_session(branch)
     store = session.store
     _check_written_by_imagezarr(store, path)
-    refs = current_refs(manifest, check, progress)
+    refs = current_refs(opened, progress)
     record = load_record(path, tip, prefix)
     metadata = build_metadata(manifest)
     if record is None:  # no record of the last commit: every key the repository holds is ours
@@ -76,7 +75,7 @@ def update_repository(
     for key in gone:
         sync(store.delete(key))
     documents = write_documents(store, metadata, _changed_documents(store, metadata))
-    written = write_refs(store, manifest, refs, _changed_refs(refs, old_refs))
+    written = write_refs(store, opened, refs, _changed_refs(refs, old_refs))
     counts = _count(refs, old_refs, written, documents, len(gone))
     if not session.has_uncommitted_changes:
         session.discard_changes()

@@ -15,9 +15,8 @@ from zarr.core.sync import sync
 
 from ...errors import ExportError
 from ...hierarchy import chunk_refs
-from ...manifest import Manifest
-from ...roots import Check
-from .._common import Progress, checked_stat, file_url
+from ...manifest import Manifest, Opened
+from .._common import Progress, checked_stat, file_url, local_path
 
 if TYPE_CHECKING:
     from icechunk import IcechunkStore
@@ -61,19 +60,21 @@ class Counts:
     deleted: int  # keys deleted
 
 
-def current_refs(manifest: Manifest, check: Check, progress: Progress | None) -> dict[str, Ref]:
+def current_refs(opened: Opened, progress: Progress | None) -> dict[str, Ref]:
     """Every image chunk key with the file it references, checked fresh against the manifest."""
+    manifest = opened.manifest
     pairs = list(chunk_refs(manifest))
     root = os.path.join(os.path.normpath(manifest.root), "")
     refs: dict[str, Ref] = {}
     for done, (key, i) in enumerate(pairs, 1):
-        if not os.path.normpath(manifest.file_path(i)).startswith(root):
+        where = local_path(opened, i)
+        if not os.path.normpath(where).startswith(root):
             msg = (
-                f"{manifest.file_path(i)!r} lies outside the root {manifest.root!r}, so no "
+                f"{where!r} lies outside the root {manifest.root!r}, so no "
                 "virtual chunk container covers it; re-scan from a folder that holds it"
             )
             raise ExportError(msg)
-        st = checked_stat(manifest, i, check)
+        st = checked_stat(opened, i)
         refs[key] = Ref(manifest.files.paths[i], st.size, st.mtime_ns)
         if progress is not None and (done % 1024 == 0 or done == len(pairs)):
             progress(done, len(pairs))
@@ -92,7 +93,7 @@ def write_documents(
 
 
 def write_refs(
-    store: IcechunkStore, manifest: Manifest, refs: Mapping[str, Ref], keys: Iterable[str]
+    store: IcechunkStore, opened: Opened, refs: Mapping[str, Ref], keys: Iterable[str]
 ) -> int:
     """Set the virtual reference of each of ``keys``; return how many were set."""
     n = 0
@@ -100,7 +101,7 @@ def write_refs(
         ref = refs[key]
         store.set_virtual_ref(
             key,
-            _location(manifest.source.location(ref.path)),
+            _location(opened.source.location(ref.path)),
             offset=0,
             length=ref.size,
             checksum=_checksum(ref.mtime_ns),

@@ -146,22 +146,23 @@ def __getattr__(name: str) -> Any:
 
 
 class _Package(types.ModuleType):
-    """The package's module type: ``imagezarr.preview`` is the function, although a
-    subpackage of that name exists (``from imagezarr.preview import contact_sheet``).
+    """The package's module type: ``imagezarr.preview`` and ``imagezarr.verify`` are the
+    functions, although subpackages of those names exist (``from imagezarr.preview import
+    contact_sheet``).
 
-    Importing a subpackage binds its name on the parent; with the names imported on first
-    use, that would replace the function whenever anything imports the subpackage first.
+    Importing a submodule binds its name on the parent; with the names imported on first
+    use, that would replace the function whenever anything imports the submodule first.
     """
 
-    @property
-    def preview(self) -> Any:
-        from .preview._sheet import preview
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return  # the import system binding the submodule: the function stays
+        super().__setattr__(name, value)
 
-        return preview
 
-    @preview.setter
-    def preview(self, _module: object) -> None:
-        pass  # the import system binding the subpackage: the function stays
+# public functions named like the submodule that defines them (or a neighbour)
+_SHADOWED = {"preview": "preview._sheet", "verify": "verify"}
+_WHERE["preview"] = _SHADOWED["preview"]
 
 
 sys.modules[__name__].__class__ = _Package

@@ -445,7 +445,7 @@ def _log_watch_error(error: ImageZarrError) -> None:
 
 
 def open_store(
-    manifest: ManifestLike | Opened,
+    manifest: ManifestLike | Opened | ImageZarrStore,
     *,
     access: Access | None = None,
     pipeline: Literal["auto"] | None = "auto",
@@ -456,17 +456,21 @@ def open_store(
     The access keywords (or ``access=``; see :class:`Access`): ``root`` re-roots it onto a
     copy of the images (a folder or a URL, e.g. a mirror); ``storage_options`` reach remote
     manifests and roots; ``check`` and ``on_error`` are described in
-    :class:`ImageZarrStore`, as is ``pipeline``.
+    :class:`ImageZarrStore`, as is ``pipeline``. A store given here is returned with the
+    access named laid over its own.
 
     >>> import imagezarr.testing
-    >>> open_store(imagezarr.testing.small_manifest(), check="size").check
-    'size'
+    >>> store = open_store(imagezarr.testing.small_manifest(), check="size")
+    >>> store.check, open_store(store, check="mtime").check
+    ('size', 'mtime')
     """
+    if isinstance(manifest, ImageZarrStore):
+        return manifest.with_access(Access.of(access, options))
     return ImageZarrStore(manifest, access=access, pipeline=pipeline, **options)
 
 
 def open_group(
-    manifest: ManifestLike | Opened,
+    manifest: ManifestLike | Opened | ImageZarrStore,
     *,
     access: Access | None = None,
     **options: Unpack[AccessKeywords],

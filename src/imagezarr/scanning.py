@@ -35,7 +35,7 @@ from .probe import ImageInfo
 from .probe._many import Result as ProbeResult
 from .probe._many import as_client, map_batches, probe_distributed, probe_entries
 from .probe._spread import Spread, list_and_probe, take_probed
-from .roots import FileEntry, Root, open_root, stale
+from .roots import FileEntry, Root, is_url, open_root, stale
 
 __all__ = ["Gathered", "checksums", "gather", "layout_spec"]
 
@@ -109,8 +109,9 @@ def layout_spec(
 
 
 def _absolute(item: Any) -> Any:
-    """Table paths are relative to the current folder; the layout records them absolute."""
-    return replace(item, path=os.path.abspath(item.path))
+    """Local table paths are relative to the current folder; the layout records them
+    absolute. A URL (a table in the bucket beside the images) stays as it is."""
+    return item if is_url(item.path) else replace(item, path=os.path.abspath(item.path))
 
 
 def gather(

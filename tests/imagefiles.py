@@ -17,32 +17,15 @@ from PIL import Image
 from zarr.storage import MemoryStore
 
 from imagezarr.codecs import SourceBuffer, pin_codecs
+from imagezarr.formats import FORMATS
 
 __all__ = ["AVAILABLE", "DECODER_FUNCTIONS", "codec_decode", "pil", "tif", "tiff_from_tags"]
 
 # Whether this imagecodecs build has each format (probe tests skip the ones it lacks).
-AVAILABLE = {
-    "png": imagecodecs.PNG.available,
-    "jpeg": imagecodecs.JPEG8.available,
-    "tiff": imagecodecs.TIFF.available,
-    "webp": imagecodecs.WEBP.available,
-    "bmp": imagecodecs.BMP.available,
-    "gif": imagecodecs.GIF.available,
-    "jpeg2k": imagecodecs.JPEG2K.available,
-    "jpegxl": imagecodecs.JPEGXL.available,
-}
+AVAILABLE = {f.name: f.is_available() for f in FORMATS}
 
 # The imagecodecs function each zarr codec calls to decode a chunk.
-DECODER_FUNCTIONS = {
-    "imagecodecs_png": "png_decode",
-    "imagecodecs_jpeg": "jpeg8_decode",
-    "imagecodecs_tiff": "tiff_decode",
-    "imagecodecs_webp": "webp_decode",
-    "imagecodecs_bmp": "bmp_decode",
-    "imagecodecs_gif": "gif_decode",
-    "imagecodecs_jpeg2k": "jpeg2k_decode",
-    "imagecodecs_jpegxl": "jpegxl_decode",
-}
+DECODER_FUNCTIONS = {f.codec: f.decoder for f in FORMATS}
 
 
 def pil(image: Image.Image, fmt: str, **kwargs: Any) -> bytes:

@@ -21,7 +21,9 @@ import zarr
 from zarr.core.buffer import cpu
 from zarr.registry import register_codec
 
+from . import formats
 from .errors import ChunkDecodeError, FilledChunkWarning
+from .formats import FORMATS
 
 if TYPE_CHECKING:
     from zarr.core.array_spec import ArraySpec
@@ -136,15 +138,11 @@ def _filled(source: str, reason: str, spec: ArraySpec) -> NDBuffer:
 
 
 class Png(_Checked, icz.Png):
-    format = "PNG"
-
     def _decode_raw(self, data: np.ndarray) -> np.ndarray:
         return imagecodecs.png_decode(data)
 
 
 class Jpeg(_Checked, icz.Jpeg):
-    format = "JPEG"
-
     def _decode_raw(self, data: np.ndarray) -> np.ndarray:
         buf: bytes | np.ndarray = data
         if self.header is not None:
@@ -159,8 +157,6 @@ class Jpeg(_Checked, icz.Jpeg):
 
 
 class Tiff(_Checked, icz.Tiff):
-    format = "TIFF"
-
     def _decode_raw(self, data: np.ndarray) -> np.ndarray:
         return imagecodecs.tiff_decode(
             data, index=self.index, asrgb=self.asrgb, verbose=self.verbose
@@ -168,29 +164,21 @@ class Tiff(_Checked, icz.Tiff):
 
 
 class Webp(_Checked, icz.Webp):
-    format = "WebP"
-
     def _decode_raw(self, data: np.ndarray) -> np.ndarray:
         return imagecodecs.webp_decode(data, index=self.index, hasalpha=self.hasalpha)
 
 
 class Bmp(_Checked, icz.Bmp):
-    format = "BMP"
-
     def _decode_raw(self, data: np.ndarray) -> np.ndarray:
         return imagecodecs.bmp_decode(data, asrgb=self.asrgb)
 
 
 class Gif(_Checked, icz.Gif):
-    format = "GIF"
-
     def _decode_raw(self, data: np.ndarray) -> np.ndarray:
         return imagecodecs.gif_decode(data, asrgb=False)
 
 
 class Jpeg2k(_Checked, icz.Jpeg2k):
-    format = "JPEG 2000"
-
     def _decode_raw(self, data: np.ndarray) -> np.ndarray:
         return imagecodecs.jpeg2k_decode(
             data,
@@ -202,8 +190,6 @@ class Jpeg2k(_Checked, icz.Jpeg2k):
 
 
 class Jpegxl(_Checked, icz.Jpegxl):
-    format = "JPEG XL"
-
     def _decode_raw(self, data: np.ndarray) -> np.ndarray:
         return imagecodecs.jpegxl_decode(
             data,
@@ -213,17 +199,11 @@ class Jpegxl(_Checked, icz.Jpegxl):
         )
 
 
-_PINNED: dict[str, type] = {
-    "imagecodecs_png": Png,
-    "imagecodecs_jpeg": Jpeg,
-    "imagecodecs_tiff": Tiff,
-    "imagecodecs_webp": Webp,
-    "imagecodecs_bmp": Bmp,
-    "imagecodecs_gif": Gif,
-    "imagecodecs_jpeg2k": Jpeg2k,
-    "imagecodecs_jpegxl": Jpegxl,
-}
-CODEC_NAMES = frozenset(_PINNED)  # the codecs probes emit; a manifest may declare no other
+# the codec name each format's record names -> the class above its record names
+_PINNED: dict[str, type[_Checked]] = {f.codec: globals()[f.codec_class] for f in FORMATS}
+for _f in FORMATS:
+    _PINNED[_f.codec].format = _f.label  # how messages name it
+CODEC_NAMES = formats.CODEC_NAMES  # the codecs probes emit; a manifest may declare no other
 
 
 def pin_codecs() -> None:

@@ -23,9 +23,10 @@ import numpy as np
 from zarr.registry import get_codec_class
 
 from ..access import Access, AccessKeywords
-from ..codecs import CODEC_NAMES, pin_codecs
+from ..codecs import pin_codecs
 from ..discover import FileTable
 from ..errors import LayoutError, ManifestError, ManifestVersionError, UnsafePathError
+from ..formats import CODEC_NAMES, NAMES, by_codec, by_name
 from ..layout import Coord, Exclusion, LayoutSpec, Node
 from ..layout.spec import RESERVED
 from ..paths import PathColumn, check_all_relative
@@ -69,7 +70,6 @@ DTYPES = (
 )
 MAX_IMAGE_ELEMENTS = 2**33  # per image, as the probes allow: 2**31 pixels x a few samples
 MAX_FILES = 2**27
-FORMATS = ("png", "jpeg", "tiff", "webp", "bmp", "gif", "jpeg2k", "jpegxl")  # as probed
 AXES = frozenset("yxcz")
 ARRAYS = ("image", "path", "present")  # every group's own arrays, beside its coordinates
 _RESERVED = ", ".join(RESERVED)
@@ -429,7 +429,7 @@ class _Validator:
         dtype = doc.get("dtype")
         self.check(isinstance(dtype, str) and dtype in DTYPES, f"{where}: image dtype {dtype!r}")
         fmt = self.typed(doc.get("format"), str, f"{where} format")
-        self.check(fmt in FORMATS, f"{where}: image format {fmt!r} is not one of {FORMATS}")
+        self.check(fmt in NAMES, f"{where}: image format {fmt!r} is not one of {NAMES}")
         codec = self.codec(doc.get("codec"), where, fmt)
         axes = self.typed(doc.get("axes", ""), str, f"{where} axes")
         # axes name the image's dims: "" means y, x (and c); else one distinct letter per axis
@@ -451,8 +451,8 @@ class _Validator:
         codec = self.typed(doc, dict, f"{where} codec")
         name = codec.get("name")
         self.check(
-            name == f"imagecodecs_{fmt}" and name in CODEC_NAMES,
-            f"{where}: codec {name!r} is not the {fmt} codec imagecodecs_{fmt}"[:300],
+            type(name) is str and name in CODEC_NAMES and by_codec(name).name == fmt,
+            f"{where}: codec {name!r} is not the {fmt} codec {by_name(fmt).codec}"[:300],
         )
         extra = sorted(set(codec) - {"name", "configuration"})
         self.check(not extra, f"{where}: codec keys {extra} are unknown")

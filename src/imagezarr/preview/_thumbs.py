@@ -26,6 +26,7 @@ from zarr.registry import get_codec_class
 
 from ..codecs import pin_codecs
 from ..errors import ChunkDecodeError
+from ..formats import by_name
 from ..hierarchy import chunk_key
 from ..layout import Node
 from ..store import ImageZarrStore
@@ -140,14 +141,10 @@ class Thumbnailer:
 
     def _decode(self, data: np.ndarray, path: str) -> tuple[np.ndarray, int]:
         """The decoded pixels and the factor by which they are already reduced."""
-        fmt = self.node.image.format
+        reduced = by_name(self.node.image.format).reduced
         try:
-            if self._plain and fmt == "jpeg" and self.factor > 1:
-                small = self._jpeg_scaled(data)
-                if small is not None:
-                    return small
-            if self._plain and fmt == "jpeg2k" and self.factor > 1:
-                small = self._jpeg2k_reduced(data)
+            if self._plain and reduced is not None and self.factor > 1:
+                small = getattr(self, f"_reduced_{reduced}")(data)
                 if small is not None:
                     return small
             decoded = self._codec._decode_raw(data)  # the store's codec, same options
@@ -168,7 +165,7 @@ class Thumbnailer:
         shape = self._declared[0]
         return (math.ceil(shape[0] / scale), math.ceil(shape[1] / scale), *shape[2:])
 
-    def _jpeg_scaled(self, data: np.ndarray) -> tuple[np.ndarray, int] | None:
+    def _reduced_dct(self, data: np.ndarray) -> tuple[np.ndarray, int] | None:
         """Decode at 1/scale in the DCT, or None when this file does not fit the shortcut
         (then the full decode runs, and reports any real problem)."""
         from PIL import Image
@@ -191,7 +188,7 @@ class Thumbnailer:
             return None
         return (pixels, scale) if pixels.shape == self._expected(scale) else None
 
-    def _jpeg2k_reduced(self, data: np.ndarray) -> tuple[np.ndarray, int] | None:
+    def _reduced_levels(self, data: np.ndarray) -> tuple[np.ndarray, int] | None:
         """Decode skipping resolution levels (as many as the file has, up to the factor),
         or None when it has none to skip."""
         scale = _largest_power_of_two(self.factor, 2**5)

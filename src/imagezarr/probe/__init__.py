@@ -15,6 +15,8 @@ Interface (stable; the format modules fill it in):
 - ``probe_file(path) -> ImageInfo``: the local convenience.
 - ``detect_format(head) -> str | None``: magic-byte sniffing of the first bytes.
 - ``EXTENSIONS``: lower-case file extensions of the formats the probes know (default glob).
+
+Which formats exist, their magic tests, extensions and probes: :mod:`imagezarr.formats`.
 """
 
 
@@ -27,64 +29,19 @@ import os
 import struct
 from collections.abc import Callable
 
+from imagezarr import formats
 from imagezarr.errors import ProbeError
-from imagezarr.probe import _bmp, _gif, _jpeg, _jpeg2k, _jpegxl, _png, _tiff, _webp
+from imagezarr.formats import detect_format
+from imagezarr.probe import _png
 from imagezarr.probe._common import HEAD_SIZE, ImageInfo, Source
 
 __all__ = ["EXTENSIONS", "ImageInfo", "detect_format", "probe", "probe_bytes", "probe_file"]
 
-EXTENSIONS: frozenset[str] = frozenset(
-    {
-        ".png",
-        ".jpg",
-        ".jpeg",
-        ".jpe",
-        ".jfif",
-        ".tif",
-        ".tiff",
-        ".webp",
-        ".bmp",
-        ".dib",
-        ".gif",
-        ".jp2",
-        ".j2k",
-        ".j2c",
-        ".jpc",
-        ".jpx",
-        ".jxl",
-    }
-)
+EXTENSIONS = formats.EXTENSIONS
 
 _PROBES: dict[str, Callable[[Source], ImageInfo]] = {
-    "png": _png.probe_png,
-    "jpeg": _jpeg.probe_jpeg,
-    "tiff": _tiff.probe_tiff,
-    "webp": _webp.probe_webp,
-    "bmp": _bmp.probe_bmp,
-    "gif": _gif.probe_gif,
-    "jpeg2k": _jpeg2k.probe_jpeg2k,
-    "jpegxl": _jpegxl.probe_jpegxl,
+    f.name: f.probe_function() for f in formats.FORMATS
 }
-
-
-def detect_format(head: bytes) -> str | None:
-    """Return the format named by the magic bytes at the start of ``head``, or None."""
-    for fmt, matches in _MAGIC:
-        if matches(head):
-            return fmt
-    return None
-
-
-_MAGIC: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
-    ("png", lambda h: h.startswith(_png.SIGNATURE)),
-    ("jpeg", lambda h: h.startswith(_jpeg.SIGNATURE)),
-    ("tiff", lambda h: h[:4] in _tiff.SIGNATURES),
-    ("webp", lambda h: h[:4] == b"RIFF" and h[8:12] == b"WEBP"),
-    ("bmp", _bmp.is_bmp),
-    ("gif", lambda h: h[:6] in _gif.SIGNATURES),
-    ("jpeg2k", lambda h: h.startswith(_jpeg2k.SIGNATURES)),
-    ("jpegxl", lambda h: h.startswith(_jpegxl.SIGNATURES)),
-)
 
 
 def probe(

@@ -40,8 +40,7 @@ class ImageInfo:
     Attributes
     ----------
     format : str
-        ``"png"``, ``"jpeg"``, ``"tiff"``, ``"webp"``, ``"bmp"``, ``"gif"``, ``"jpeg2k"`` or
-        ``"jpegxl"``.
+        The format's name in :data:`imagezarr.formats.FORMATS` (``"png"``, ``"jpeg2k"``, ...).
     shape : tuple of int
         The decoded array shape, usually ``(h, w)`` or ``(h, w, c)``.
     dtype : str

@@ -35,6 +35,7 @@ test: $(STAMP) lint browser
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/startup_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

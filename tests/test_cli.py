@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
 import sys
 
+import click
 import pytest
 
+import imagezarr
+import imagezarr.testing
 from imagezarr.cli import main
 from imagezarr.testing import PSII_PATTERN
 from imagezarr.testing import PSII_SCAN as PSII
@@ -188,3 +192,45 @@ def test_export_and_verify_print_no_log_lines(psii, tmp_path, capsys):
 def test_demo_of_a_tiny_experiment(tmp_path, capsys):
     assert main(["demo", str(tmp_path / "tiny demo"), "--plants", "1", "--nights", "1"]) == 0
     assert "files checked: ok" in capsys.readouterr().out
+
+
+# -- start-up: what each command imports --------------------------------------------------------
+
+HEAVY = ("zarr", "xarray", "dask", "distributed", "aiohttp", "PIL", "pandas", "numcodecs")
+
+
+def _imported_by(argv: list[str]) -> set[str]:
+    """The heavy top-level packages a fresh interpreter has imported after running ``argv``."""
+    code = (
+        "import sys\n"
+        "from imagezarr.cli import main\n"
+        f"code = main({argv!r})\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(ast.literal_eval(run.stdout.strip().splitlines()[-1]))
+
+
+def test_version_and_help_import_nothing_heavy():
+    assert _imported_by(["--version"]) == set()
+    assert _imported_by(["--help"]) == set()
+
+
+def test_info_and_update_read_the_document_without_zarr(tmp_path):
+    """``info`` and ``update`` never build a codec or a store: no zarr, xarray, dask."""
+    m = imagezarr.testing.small_manifest(tmp_path / "images").save(tmp_path / "m.imagezarr.json")
+    assert _imported_by(["info", str(m)]) == set()
+    assert not _imported_by(["update", str(m), "--dry-run", "-q"]) & {"zarr", "xarray", "dask"}
+
+
+def test_the_command_table_matches_the_commands():
+    """``--help`` lists commands from a table, without importing them: it must not drift."""
+    from imagezarr.cli import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    for name, (_, short) in COMMANDS.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None, name
+        assert command.get_short_help_str(limit=1000) == short, name
+    assert cli.get_command(ctx, "nope") is None
+    assert main(["nope"]) == 2

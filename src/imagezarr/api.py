@@ -28,12 +28,12 @@ from .manifest import (
 )
 from .roots import is_url
 from .scanning import checksums, connected, gather, layout_spec
-from .store import ImageZarrStore
-from .verify import verify
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # zarr, xarray and the store load when a call reads pixels
     import xarray as xr
     import zarr
+
+    from .store import ImageZarrStore
 
 __all__ = [
     "load_manifest",
@@ -292,6 +292,8 @@ def update(
     )
     dropped: tuple[str, ...] = ()
     if drop_undecodable:
+        from .verify import verify
+
         report = verify(new, decode=True, access=how)
         dropped = tuple(sorted({p.path for p in report.problems if p.kind == "undecodable"}))
         new = new.without(dropped)
@@ -464,6 +466,8 @@ def open_store(
     >>> store.check, open_store(store, check="mtime").check
     ('size', 'mtime')
     """
+    from .store import ImageZarrStore
+
     if isinstance(manifest, ImageZarrStore):
         return manifest.with_access(Access.of(access, options))
     return ImageZarrStore(manifest, access=access, pipeline=pipeline, **options)
@@ -544,4 +548,6 @@ def open_datatree(
 
 def _openable(manifest: Any) -> Any:
     # xarray hands the object to the engine as it is; an Opened manifest is read by a store
+    from .store import ImageZarrStore
+
     return ImageZarrStore(manifest, pipeline="auto") if isinstance(manifest, Opened) else manifest

@@ -29,7 +29,7 @@ from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline, warn_filled
 from .errors import ChunkReadError, SourceChangedError
 from .hierarchy import build_metadata, chunk_key, image_array_path
 from .layout import Node, natural_key
-from .manifest import Manifest, ManifestLike, Opened, open_manifest
+from .manifest import Manifest, ManifestLike, Opened, check_codecs, open_manifest
 from .roots import (
     READ_ERRORS,
     ChangedWhileReading,
@@ -105,6 +105,7 @@ class ImageZarrStore(Store):
             raise ValueError(msg)
         super().__init__(read_only=True)
         self.opened = open_manifest(manifest, access, **options)
+        check_codecs(self.opened.manifest)
         if pipeline == "auto" and prefer_fused_pipeline():
             logger.debug("imagezarr selected zarr's FusedCodecPipeline for fast local reads")
         self._setup()

@@ -25,7 +25,7 @@ import zarr
 from .access import Access, AccessKeywords
 from .errors import ChunkDecodeError, ChunkReadError, SourceChangedError
 from .hierarchy import image_array_path
-from .manifest import ManifestLike, Opened, open_manifest
+from .manifest import ManifestLike, Opened, check_codecs, open_manifest
 from .roots import READ_ERRORS, Check, error_text, stale
 from .store import ImageZarrStore
 
@@ -103,6 +103,7 @@ def verify(
     that would fail there.
     """
     opened = open_manifest(manifest, access, **options)
+    check_codecs(opened.manifest)  # a codec zarr cannot build is a broken manifest
     opened = opened.with_access(Access(on_error="raise"))  # verify reports, never fills
     m, mode = opened.manifest, opened.check
     n = len(m.files)

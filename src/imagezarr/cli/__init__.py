@@ -1,26 +1,94 @@
-"""Stage 8, the ``imagezarr`` command line: one module per command, shared options here.
+"""The ``imagezarr`` command line: one module per command, shared options in ``_common``.
 
-Library errors exit with status 1 and one clear line; ``-v`` shows the traceback.
+Library errors exit with status 1 and one clear line; ``-v`` shows the traceback. A command's
+module (and what it needs: zarr, xarray, aiohttp, ...) is imported only when that command
+runs, so ``--version`` and ``--help`` start in the time of Python and click alone.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import traceback
 
 import click
 
+from .._version import __version__
 from ..errors import ImageZarrError
-from . import _demo, _export, _info, _inspect, _preview, _scan, _serve, _update, _verify, _view
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMANDS", "cli", "main"]
+
+# command -> (its module in this package, its short help). The help is here so that
+# `imagezarr --help` lists the commands without importing them; a test keeps it equal to
+# the first line of each command's own help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "scan": ("_scan", "Scan SOURCE into a manifest, reading only image headers."),
+    "inspect": (
+        "_inspect",
+        "Look at SOURCE as `scan` would, with the same options, and report; nothing is written.",
+    ),
+    "info": (
+        "_info",
+        "Print what MANIFEST describes: groups, arrays, dims, labels, holes, sizes, and the "
+        "files the scan left out with the reason.",
+    ),
+    "verify": (
+        "_verify",
+        "Check every file MANIFEST references; exit 1 if any is missing, changed or corrupt.",
+    ),
+    "update": (
+        "_update",
+        "Re-scan the images MANIFEST describes, with the layout it recorded; report the changes.",
+    ),
+    "export": ("_export", "Export MANIFEST to OUTPUT in the chosen format (see docs/export.md)."),
+    "preview": (
+        "_preview",
+        "Draw a contact sheet of MANIFEST: thumbnails in a grid labelled by the coordinates.",
+    ),
+    "serve": (
+        "_serve",
+        "Serve MANIFEST's hierarchy as read-only Zarr v3 over HTTP; print its URL.",
+    ),
+    "view": (
+        "_view",
+        "Browse MANIFEST in a web page: thumbnails by two dims, full images with pan/zoom.",
+    ),
+    "demo": (
+        "_demo",
+        "Generate a small PSII experiment in DIRECTORY, scan it, open it, compute on it.",
+    ),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose commands are imported when named (see :data:`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"{__name__}.{COMMANDS[cmd_name][0]}")
+        command = getattr(module, cmd_name)
+        return command if isinstance(command, click.Command) else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        # stand-ins carrying only the help: click shortens it as it would the command's own
+        rows = [
+            (name, click.Command(name, short_help=h).get_short_help_str(limit))
+            for name, (_, h) in COMMANDS.items()
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More logging; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-@click.version_option(package_name="imagezarr")
+@click.version_option(__version__, prog_name="imagezarr")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """A virtual, labeled Zarr hierarchy over existing folders of image files."""
@@ -30,21 +98,6 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = {"verbose": verbose, "quiet": quiet}
-
-
-for command in (
-    _scan.scan,
-    _inspect.inspect,
-    _info.info,
-    _verify.verify,
-    _update.update,
-    _export.export,
-    _preview.preview,
-    _serve.serve,
-    _view.view,
-    _demo.demo,
-):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..access import Access, split_access
 from ..errors import ExportError
-from ..manifest import ManifestLike, Opened, open_manifest
+from ..manifest import ManifestLike, Opened, check_codecs, open_manifest
 from .icechunk import export_icechunk
 from .kerchunk import export_kerchunk, references
 from .links import export_links
@@ -80,4 +80,5 @@ def export(
         raise ExportError(msg) from None
     given, rest = split_access(options)
     opened = open_manifest(manifest, access, **given)
+    check_codecs(opened.manifest)  # foreign readers would build them too
     return writer(opened, out, overwrite=overwrite, force=force, **rest)  # type: ignore[operator]

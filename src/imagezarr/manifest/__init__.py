@@ -6,7 +6,7 @@ every field is type- and range-checked before use, and file entries may not leav
 
 from __future__ import annotations
 
-from ._load import ManifestLike, from_json, load_manifest
+from ._load import ManifestLike, check_codecs, from_json, load_manifest
 from ._model import (
     FORMAT,
     PACK_ABOVE,
@@ -28,6 +28,7 @@ __all__ = [
     "Manifest",
     "ManifestLike",
     "Opened",
+    "check_codecs",
     "diff_files",
     "emptied_labels",
     "from_json",

@@ -16,6 +16,7 @@ import zarr
 
 import imagezarr
 import imagezarr.hierarchy as hierarchy
+import imagezarr.hierarchy._metadata as hierarchy_metadata
 import imagezarr.manifest._model as model
 from imagezarr.errors import UnsafePathError
 from imagezarr.export import export
@@ -111,7 +112,7 @@ def test_a_packed_manifest_loads_paths_packed_and_saves_them_back_unchanged(expe
 @pytest.mark.parametrize("chunk", [1, 5, 7, 10**6])
 def test_the_path_coordinate_is_chunked_and_reads_the_same(experiment, monkeypatch, chunk):
     scanned, out = experiment
-    monkeypatch.setattr(hierarchy, "PATH_CHUNK", chunk)
+    monkeypatch.setattr(hierarchy_metadata, "PATH_CHUNK", chunk)
     expected = _expected_paths(scanned)
     assert ((expected == "") == (scanned.nodes[0].file_index < 0)).all()
     assert (expected == "").any()
@@ -129,7 +130,7 @@ def test_the_path_coordinate_is_chunked_and_reads_the_same(experiment, monkeypat
 @pytest.mark.parametrize(("fmt", "name"), [("zarr", "copy.zarr"), ("kerchunk", "refs.json")])
 def test_exports_carry_a_chunked_path_coordinate(experiment, monkeypatch, tmp_path, fmt, name):
     scanned, out = experiment
-    monkeypatch.setattr(hierarchy, "PATH_CHUNK", 7)
+    monkeypatch.setattr(hierarchy_metadata, "PATH_CHUNK", 7)
     target = export(out, fmt, tmp_path / "out" / name)
     if fmt == "zarr":
         got = xr.open_zarr(target, consolidated=False, decode_times=False)

@@ -115,4 +115,4 @@ def test_layouts_ome_cannot_express_are_refused_clearly(sequence):
     images, _ = sequence
     m = imagezarr.scan(images, pattern=PATTERN, types=TYPES, dims=("t", "c", "z"))
     with pytest.raises(ExportError, match="axis_types: unknown dims"):
-        imagezarr.export.zarr_copy.ome_attributes(m.node(""), {"q": "time"})
+        imagezarr.hierarchy.ome_attributes(m.node(""), {"q": "time"})

@@ -27,8 +27,8 @@ from zarr.core.buffer import Buffer, BufferPrototype, cpu
 from .access import Access, AccessKeywords, OnError
 from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline, warn_filled
 from .errors import ChunkReadError, SourceChangedError
-from .hierarchy import build_metadata, chunk_key, image_array_path
-from .layout import Node, natural_key
+from .hierarchy import ChunkMap, build_metadata
+from .layout import natural_key
 from .manifest import Manifest, ManifestLike, Opened, check_codecs, open_manifest
 from .roots import (
     READ_ERRORS,
@@ -138,15 +138,7 @@ class ImageZarrStore(Store):
         self._root = self.opened.source
         self._check, self._fill = self.opened.check, self.opened.on_error == "fill"
         self._meta = build_metadata(self.manifest)
-        # chunk key prefix -> (node, number of index parts after the prefix)
-        self._prefixes = {
-            f"{image_array_path(n)}/c/": (
-                n,
-                n.file_index.ndim + len(n.image.shape),
-            )
-            for n in self.manifest.nodes
-        }
-        self._index_parts = sorted({k for _, k in self._prefixes.values()})
+        self.chunks = ChunkMap(self.manifest.nodes)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"opened": self.opened}
@@ -188,24 +180,7 @@ class ImageZarrStore(Store):
     # -- reading ---------------------------------------------------------------------------
 
     def _chunk_file(self, key: str) -> int | None:
-        """The file index for an image chunk key, -1 for a hole, None if not a chunk key."""
-        parts = key.split("/")
-        for k in self._index_parts:
-            if len(parts) <= k:
-                continue
-            prefix = "/".join(parts[:-k]) + "/"
-            hit = self._prefixes.get(prefix)
-            if hit is None or hit[1] != k:
-                continue
-            node = hit[0]
-            if not all(_canonical_index(p) for p in parts[-k:]):
-                return None  # only the keys zarr itself writes: "0", "12", never "+0" or "00"
-            idx = [int(p) for p in parts[-k:]]
-            outer, inner = idx[: node.file_index.ndim], idx[node.file_index.ndim :]
-            if any(inner) or any(not 0 <= i < s for i, s in zip(outer, node.shape, strict=True)):
-                return None
-            return int(node.file_index[tuple(outer)])
-        return None
+        return self.chunks.file(key)
 
     @property
     def _supports_sync_io(self) -> bool:
@@ -322,13 +297,7 @@ class ImageZarrStore(Store):
 
     def _keys(self, prefix: str = "") -> Iterable[str]:
         yield from (k for k in self._meta if k.startswith(prefix))
-        for node in self.manifest.nodes:
-            base = image_array_path(node) + "/c/"
-            if base.startswith(prefix) or prefix.startswith(base):
-                for row in np.argwhere(node.file_index >= 0):
-                    key = chunk_key(node, tuple(int(i) for i in row))
-                    if key.startswith(prefix):
-                        yield key
+        yield from self.chunks.keys(prefix)
 
     async def list(self) -> AsyncIterator[str]:
         # docstring inherited
@@ -345,8 +314,7 @@ class ImageZarrStore(Store):
         prefix = prefix.rstrip("/")
         start = f"{prefix}/" if prefix else ""
         children = {k[len(start) :].split("/", 1)[0] for k in self._meta if k.startswith(start)}
-        for node in self.manifest.nodes:
-            children |= _grid_children(node, prefix)
+        children |= self.chunks.children(prefix)
         for child in sorted(children, key=natural_key):  # A2 before A10, as the labels sort
             yield child
 
@@ -367,38 +335,6 @@ class ImageZarrStore(Store):
     def delete_sync(self, key: str) -> None:
         """Refused: the store is read-only."""
         self._check_writable()
-
-
-def _canonical_index(part: str) -> bool:
-    return part.isascii() and part.isdigit() and (part == "0" or not part.startswith("0"))
-
-
-def _grid_children(node: Node, prefix: str) -> set[str]:
-    """Children of ``prefix`` inside the chunk tree ``<array>/c/i/j/...`` of one node."""
-    array = image_array_path(node)
-    present = node.file_index >= 0
-    if prefix == array:
-        return {"c"} if present.any() else set()
-    if not (prefix + "/").startswith(array + "/c/"):
-        return set()
-    tail = prefix[len(array) + 2 :].strip("/")
-    if tail and not all(_canonical_index(p) for p in tail.split("/")):
-        return set()
-    idx = tuple(int(p) for p in tail.split("/")) if tail else ()
-    outer = present.ndim
-    total = outer + len(node.image.shape)
-    if len(idx) >= total:
-        return set()
-    if len(idx) >= outer:  # inside the image dims: every present chunk has index 0 there
-        head, inner = idx[:outer], idx[outer:]
-        inside = all(0 <= i < s for i, s in zip(head, present.shape, strict=True))
-        return {"0"} if inside and not any(inner) and present[head] else set()
-    if any(not 0 <= i < s for i, s in zip(idx, present.shape, strict=False)):
-        return set()
-    sub = present[idx]
-    axes = tuple(range(1, sub.ndim))
-    hits = sub.any(axis=axes) if axes else sub
-    return {str(int(i)) for i in np.nonzero(hits)[0]}
 
 
 def _answer(

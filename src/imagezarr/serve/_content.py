@@ -14,23 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any, Literal
 
-import zarr
 from zarr.abc.codec import ArrayBytesCodec, BytesBytesCodec
 from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
 from zarr.core.array_spec import ArrayConfig, ArraySpec
 from zarr.core.buffer import Buffer, default_buffer_prototype
 from zarr.core.metadata.v3 import ArrayV3Metadata
-from zarr.errors import ZarrUserWarning
+from zarr.registry import get_codec_class
 
-from ..errors import ExportError
-from ..export.zarr_copy import ome_attributes
 from ..hierarchy import build_metadata, image_array_path
 from ..layout import Node
 from ..store import ImageZarrStore
@@ -93,18 +89,14 @@ def _group_key(path: str) -> str:
     return f"{path}/zarr.json" if path else "zarr.json"
 
 
-def _served_codecs(codec: Codec) -> list[dict[str, Any]]:
-    """The codec chain of a decoded image array, as zarr itself writes it."""
+def _served_codecs(codec: Codec) -> list[Any]:
+    """The codec chain of a decoded image array (``raw``, ``zstd``, ``gzip``)."""
     chain: list[Any] = [BytesCodec()]
     if codec == "zstd":
         chain.append(ZstdCodec(level=LEVEL["zstd"]))
     elif codec == "gzip":
         chain.append(GzipCodec(level=LEVEL["gzip"]))
-    return [c.to_dict() for c in chain]
-
-
-def _encode_doc(meta: ArrayV3Metadata) -> bytes:
-    return meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+    return chain
 
 
 class Content:
@@ -119,7 +111,7 @@ class Content:
         ``"original"``, ``"raw"``, ``"zstd"`` or ``"gzip"`` (see the module docstring).
     ome
         Add OME-Zarr 0.5 ``multiscales`` to every group whose layout fits
-        (:func:`imagezarr.export.zarr_copy.ome_attributes`); others are served without.
+        (:func:`imagezarr.hierarchy.ome_attributes`); others are served without.
     consolidated
         Put zarr-python's consolidated metadata into the root ``zarr.json``, so zarr and
         xarray open the whole hierarchy with one request. ``None``: only when every served
@@ -144,84 +136,38 @@ class Content:
         self.store = store
         self.codec = codec
         manifest = store.manifest
-        self.meta = build_metadata(manifest)
-        self.created = _created(manifest.created)
-        self.docs: dict[str, bytes] = {}  # rewritten documents; every other key is self.meta's
-        self.images: dict[str, _Image] = {}
-        self.ome: list[str] = []  # groups given OME-Zarr metadata
-        self.not_ome: dict[str, str] = {}  # groups served without it, and why
-        self._hide_root()
-        for node in manifest.nodes:
-            self._add_image(node)
-            if ome:
-                self._add_ome(node)
         self.consolidated = codec != "original" if consolidated is None else consolidated
-        if self.consolidated:
-            self._consolidate()
+        # one build, with the variants served: no document is rewritten afterwards
+        self.meta = build_metadata(
+            manifest,
+            image_codecs=None if codec == "original" else _served_codecs(codec),
+            ome=ome,
+            hide_root=True,  # clients learn how many files there are, not where they lie
+            consolidated=self.consolidated,
+        )
+        self.not_ome: dict[str, str] = self.meta.not_ome  # served without OME, and why
+        self.ome = [n.path for n in manifest.nodes if ome and n.path not in self.not_ome]
+        self.created = _created(manifest.created)
+        self.images = {image_array_path(n): self._image(n) for n in manifest.nodes}
         self._etags: dict[str, str] = {}
-        self._index_parts = sorted({i.ndim for i in self.images.values()})
 
-    # -- building ----------------------------------------------------------------------------
-
-    def _hide_root(self) -> None:
-        """Clients learn how many files there are, not where they lie on the server (the
-        root attribute names an absolute folder or a bucket)."""
-        doc = self._doc("zarr.json")
-        info = doc.get("attributes", {}).get("imagezarr")
-        if isinstance(info, dict) and info.pop("root", None) is not None:
-            self.docs["zarr.json"] = json.dumps(doc, indent=2).encode()
-
-    def _doc(self, key: str) -> dict[str, Any]:
-        return json.loads(self.docs.get(key) or self.meta[key])
-
-    def _add_image(self, node: Node) -> None:
-        key = f"{image_array_path(node)}/zarr.json"
-        declared = ArrayV3Metadata.from_dict(self._doc(key))
-        chunk = declared.chunk_grid.chunk_shape  # type: ignore[attr-defined]
+    def _image(self, node: Node) -> _Image:
+        served = ArrayV3Metadata.from_dict(
+            json.loads(self.meta[f"{image_array_path(node)}/zarr.json"])
+        )
         spec = ArraySpec(
-            shape=chunk,
-            dtype=declared.dtype,
-            fill_value=declared.fill_value,
+            shape=served.chunk_grid.chunk_shape,  # type: ignore[attr-defined]
+            dtype=served.dtype,
+            fill_value=served.fill_value,
             config=ArrayConfig.from_dict({}),
             prototype=default_buffer_prototype(),
         )
-        serializer: ArrayBytesCodec | None = None
-        compressors: tuple[BytesBytesCodec, ...] = ()
-        if self.codec != "original":
-            doc = self._doc(key)
-            doc["codecs"] = _served_codecs(self.codec)
-            served = ArrayV3Metadata.from_dict(doc)  # zarr evolves the codecs (endianness)
-            serializer = next(c for c in served.codecs if isinstance(c, ArrayBytesCodec))
-            compressors = tuple(c for c in served.codecs if isinstance(c, BytesBytesCodec))
-            self.docs[key] = _encode_doc(served)
-        decoder = next(c for c in declared.codecs if isinstance(c, ArrayBytesCodec))
-        self.images[image_array_path(node)] = _Image(node, decoder, spec, serializer, compressors)
-
-    def _add_ome(self, node: Node) -> None:
-        try:
-            attrs = ome_attributes(node)
-        except ExportError as e:
-            self.not_ome[node.path] = str(e)
-            return
-        key = _group_key(node.path)
-        doc = self._doc(key)
-        doc.setdefault("attributes", {}).update(attrs)
-        self.docs[key] = json.dumps(doc, indent=2).encode()
-        self.ome.append(node.path)
-
-    def _consolidate(self) -> None:
-        """Consolidate the served documents with zarr itself (in memory)."""
-        mem = zarr.storage.MemoryStore()
-        proto = default_buffer_prototype()
-        for key in self.meta:
-            if key.endswith("zarr.json"):
-                mem._store_dict[key] = proto.buffer.from_bytes(self.docs.get(key) or self.meta[key])
-        with warnings.catch_warnings():
-            # "not part of the Zarr 3 specification": other readers ignore the key
-            # (must_understand is false); zarr-python and xarray use it
-            warnings.simplefilter("ignore", ZarrUserWarning)
-            zarr.consolidate_metadata(mem)
-        self.docs["zarr.json"] = mem._store_dict["zarr.json"].to_bytes()
+        serializer = next(c for c in served.codecs if isinstance(c, ArrayBytesCodec))
+        compressors = tuple(c for c in served.codecs if isinstance(c, BytesBytesCodec))
+        decoder = get_codec_class(node.image.codec["name"]).from_dict(node.image.codec)
+        if self.codec == "original":
+            return _Image(node, decoder, spec, None, ())
+        return _Image(node, decoder, spec, serializer, compressors)
 
     # -- serving -----------------------------------------------------------------------------
 
@@ -231,12 +177,9 @@ class Content:
         Coordinate chunks encoded on first use (the ``path`` chunk) are built by the caller's
         thread: call it off the event loop.
         """
-        if key in self.docs:
-            body = self.docs[key]
-        elif key in self.meta:
-            body = self.meta[key]
-        else:
+        if key not in self.meta:
             return None
+        body = self.meta[key]
         etag = self._etags.get(key)
         if etag is None:
             etag = self._etags[key] = _etag(body)
@@ -245,13 +188,13 @@ class Content:
 
     def deferred(self, key: str) -> bool:
         """Whether :meth:`document` may have to encode ``key`` first (a slow call)."""
-        return key not in self.docs and key in self.meta and key not in self._etags
+        return key in self.meta and key not in self._etags
 
     def chunk_file(self, key: str) -> int | None:
         """The file index of an image chunk key, -1 for a hole, None for any other key."""
         if key in self.meta:
             return None
-        return self.store._chunk_file(key)
+        return self.store.chunks.file(key)
 
     def validators(self, index: int) -> tuple[str, str | None]:
         """ETag and Last-Modified of the chunk in file ``index``: the scanned version of the
@@ -270,13 +213,10 @@ class Content:
 
     def image_of(self, key: str) -> _Image:
         """The image array an image chunk key belongs to."""
-        parts = key.split("/")
-        for k in self._index_parts:  # a dict lookup per chunk depth, not a scan of the groups
-            if len(parts) > k and parts[-k - 1] == "c":
-                image = self.images.get("/".join(parts[: -k - 1]))
-                if image is not None and image.ndim == k:
-                    return image
-        raise KeyError(key)  # pragma: no cover - only called for keys chunk_file resolved
+        ref = self.store.chunks.parse(key)
+        if ref is None:  # pragma: no cover - only called for keys chunk_file resolved
+            raise KeyError(key)
+        return self.images[ref.array]
 
     def encode(self, key: str, raw: Buffer) -> Buffer:
         """The served bytes of image chunk ``key`` from the file's bytes ``raw`` (a

@@ -193,9 +193,7 @@ def to_uint8(
 
 
 def _chunk_key(content: Content, node: Node, index: tuple[int, ...]) -> str:
-    array = image_array_path(node)
-    inner = content.images[array].ndim - len(index)
-    return "/".join([array, "c", *map(str, index), *["0"] * inner])
+    return content.store.chunks.key(node, index)
 
 
 def render(

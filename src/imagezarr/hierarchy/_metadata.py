@@ -1,14 +1,17 @@
-"""The zarr v3 description of a manifest: metadata documents, coordinate chunks, chunk keys.
+"""The zarr v3 description of a manifest: metadata documents and coordinate chunks.
 
-Shared by the store and every export, so that all of them describe exactly the same arrays
-(same grid, codec, coordinates and holes). Built with zarr itself into memory, so every
-document and coordinate chunk is encoded by zarr's own code.
+Shared by the store, ``serve`` and every export, so that all of them describe exactly the
+same arrays (same grid, codec, coordinates and holes). Built with zarr itself into memory,
+so every document and coordinate chunk is encoded by zarr's own code. The variants serve
+needs (another image codec, OME attributes, the root hidden, consolidated) are options of
+the one builder, not rewrites of its JSON.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,35 +19,19 @@ from typing import Any
 import numpy as np
 import zarr
 from numcodecs.vlen import VLenUTF8
+from zarr.errors import ZarrUserWarning
 from zarr.registry import get_codec_class
 
-from .codecs import pin_codecs
-from .layout import Coord, Node
-from .manifest import Manifest
-from .paths import PathColumn
+from ..codecs import pin_codecs
+from ..errors import ExportError
+from ..layout import Coord, Node
+from ..manifest import Manifest
+from ..paths import PathColumn
+from ._ome import ome_attributes
 
-__all__ = ["build_metadata", "chunk_key", "chunk_refs", "image_array_path", "path_chunk_shape"]
+__all__ = ["Metadata", "build_metadata", "path_chunk_shape"]
 
 PATH_CHUNK = 1 << 20  # entries per chunk of the path coordinate: one chunk reads in ~0.1 s
-
-
-def image_array_path(node: Node) -> str:
-    """The key prefix of a node's image array: ``"A1/image"`` or ``"image"``."""
-    return f"{node.path}/image" if node.path else "image"
-
-
-def chunk_key(node: Node, index: tuple[int, ...]) -> str:
-    """The zarr chunk key of the image at outer ``index`` of ``node``."""
-    parts = [str(int(i)) for i in index] + ["0"] * len(node.image.shape)
-    return f"{image_array_path(node)}/c/" + "/".join(parts)
-
-
-def chunk_refs(manifest: Manifest) -> Iterator[tuple[str, int]]:
-    """Every present image chunk as ``(key, file index)``, node by node, in C order."""
-    for node in manifest.nodes:
-        for row in np.argwhere(node.file_index >= 0):
-            idx = tuple(int(i) for i in row)
-            yield chunk_key(node, idx), int(node.file_index[idx])
 
 
 _INT_MIN = np.iinfo(np.int64).min
@@ -88,9 +75,16 @@ class Metadata(Mapping[str, bytes]):
     reads non-index coordinates lazily: deferring it keeps opening a large manifest fast.
     """
 
-    def __init__(self, ready: dict[str, bytes], deferred: dict[str, Callable[[], bytes]]) -> None:
+    def __init__(
+        self,
+        ready: dict[str, bytes],
+        deferred: dict[str, Callable[[], bytes]],
+        not_ome: Mapping[str, str] | None = None,
+    ) -> None:
         self._ready = ready
         self._deferred = deferred
+        self.not_ome = dict(not_ome or {})
+        """Groups that asked for OME attributes but got none, and why."""
 
     def __getitem__(self, key: str) -> bytes:
         if key not in self._ready:
@@ -109,21 +103,53 @@ class Metadata(Mapping[str, bytes]):
         return key in self._ready or key in self._deferred
 
 
-def build_metadata(manifest: Manifest) -> Metadata:
+def build_metadata(
+    manifest: Manifest,
+    *,
+    image_codecs: Sequence[Any] | None = None,
+    ome: bool = False,
+    hide_root: bool = False,
+    consolidated: bool = False,
+) -> Metadata:
     """Every metadata document and coordinate chunk of the hierarchy, as bytes by key.
 
-    Image chunks are not included: they are the files themselves (see :func:`chunk_refs`).
+    Image chunks are not included: they are the files themselves (see
+    :class:`~imagezarr.hierarchy.ChunkMap`). Variants, for ``serve``:
+
+    - ``image_codecs``: the image arrays' codecs (zarr codec objects, serializer first)
+      instead of the files' own image codec, for chunks re-encoded by the server.
+    - ``ome``: OME-Zarr 0.5 attributes on every group whose layout fits; the others are
+      listed with the reason in :attr:`Metadata.not_ome`.
+    - ``hide_root``: leave out where the images lie (clients learn how many there are).
+    - ``consolidated``: zarr-python's consolidated metadata in the root ``zarr.json``.
     """
     pin_codecs()
     mem = zarr.storage.MemoryStore()
     root = zarr.open_group(mem, mode="w", zarr_format=3)
-    root.attrs.update({"imagezarr": {"root": manifest.root, "files": len(manifest.files)}})
+    info: dict[str, Any] = {"files": len(manifest.files)}
+    if not hide_root:
+        info = {"root": manifest.root, **info}
+    root.attrs.update({"imagezarr": info})
     deferred: dict[str, Callable[[], bytes]] = {}
+    not_ome: dict[str, str] = {}
     for node in manifest.nodes:
         group = root.require_group(node.path) if node.path else root
-        group.attrs.update(dict(node.attrs))
-        _add_node(group, node, manifest, deferred)
-    return Metadata({key: buf.to_bytes() for key, buf in mem._store_dict.items()}, deferred)
+        attrs = dict(node.attrs)
+        if ome:
+            try:
+                attrs |= ome_attributes(node)
+            except ExportError as e:
+                not_ome[node.path] = str(e)
+        group.attrs.update(attrs)
+        _add_node(group, node, manifest, deferred, image_codecs)
+    if consolidated:
+        with warnings.catch_warnings():
+            # "not part of the Zarr 3 specification": other readers ignore the key
+            # (must_understand is false); zarr-python and xarray use it
+            warnings.simplefilter("ignore", ZarrUserWarning)
+            zarr.consolidate_metadata(mem)
+    ready = {key: buf.to_bytes() for key, buf in mem._store_dict.items()}
+    return Metadata(ready, deferred, not_ome)
 
 
 def path_chunk_shape(shape: tuple[int, ...], target: int | None = None) -> tuple[int, ...]:
@@ -163,7 +189,11 @@ def _path_chunk(paths: Sequence[str], index: np.ndarray) -> bytes:
 
 
 def _add_node(
-    group: zarr.Group, node: Node, manifest: Manifest, deferred: dict[str, Callable[[], bytes]]
+    group: zarr.Group,
+    node: Node,
+    manifest: Manifest,
+    deferred: dict[str, Callable[[], bytes]],
+    image_codecs: Sequence[Any] | None,
 ) -> None:
     sizes = dict(zip(node.dims, node.shape, strict=True))
     extra = []
@@ -196,14 +226,18 @@ def _add_node(
         key = f"{path.path}/{path.metadata.encode_chunk_key(at)}"
         deferred[key] = functools.partial(_path_chunk, manifest.files.paths, grid[part])
     _array(group, "present", node.file_index >= 0, node.dims, {})
-    codec = get_codec_class(node.image.codec["name"]).from_dict(node.image.codec)
+    if image_codecs:
+        serializer, compressors = image_codecs[0], tuple(image_codecs[1:])
+    else:
+        serializer = get_codec_class(node.image.codec["name"]).from_dict(node.image.codec)
+        compressors = ()
     group.create_array(
         "image",
         shape=node.shape + tuple(node.image.shape),
         chunks=(1,) * len(node.shape) + tuple(node.image.shape),
         dtype=node.image.dtype,
-        serializer=codec,
-        compressors=None,
+        serializer=serializer,
+        compressors=compressors or None,
         fill_value=0,
         dimension_names=node.image_dims,
         attributes={

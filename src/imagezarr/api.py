@@ -1,4 +1,4 @@
-"""Stage 6, the user-facing functions. Thin: each calls the stages and holds no logic of its own."""
+"""The user-facing functions. Thin: each calls the stages and holds no logic of its own."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stage 1, discover: list the files of a source with their size and mtime, reading no pixels."""
+"""Discover: list the files of a source with their size and mtime, reading no pixels."""
 
 from __future__ import annotations
 

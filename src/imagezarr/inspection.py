@@ -1,4 +1,4 @@
-"""Stage 9, inspect: a dry run of a scan that writes nothing and explains everything.
+"""Inspect: a dry run of a scan that writes nothing and explains everything.
 
 Each field with its kind, number of values and examples; the layouts the files allow, with
 their shape and holes; and every file left out, with the reason. PlantCV's

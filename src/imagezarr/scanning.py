@@ -1,4 +1,4 @@
-"""Stage 9, scanning: the steps of a scan up to, not including, arranging the files.
+"""Scanning: the steps of a scan up to, not including, arranging the files.
 
 :func:`gather` lists the source, matches names to fields, probes headers (reusing what an
 earlier manifest already knows) and computes checksums. :func:`imagezarr.scan` arranges what

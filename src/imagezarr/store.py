@@ -1,4 +1,4 @@
-"""Stage 6, store: a read-only zarr-3 store over a manifest. Each image file is one chunk.
+"""Store: a read-only zarr-3 store over a manifest. Each image file is one chunk.
 
 Metadata documents and coordinate arrays are built once, with zarr itself, into memory. Chunk
 keys of the image arrays map to files; :meth:`ImageZarrStore.get` returns a file's raw bytes

@@ -1,4 +1,4 @@
-"""Stage 7, verify: is every file a manifest references still there, unchanged, decodable?
+"""Verify: is every file a manifest references still there, unchanged, decodable?
 
 Stat (or HEAD) every file and judge it with the one freshness check the store uses
 (:func:`imagezarr.roots.stale`), so ``verify`` reports exactly what a read would refuse.

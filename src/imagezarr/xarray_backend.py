@@ -1,4 +1,4 @@
-"""Stage 7, xarray engine ``"imagezarr"``: opens the store, then delegates to xarray's zarr
+"""The xarray engine ``"imagezarr"``: opens the store, then delegates to xarray's zarr
 engine. It imports only the store and manifest layers.
 
 ``xr.open_dataset("exp.imagezarr.json", engine="imagezarr", group="A1")`` opens one group;

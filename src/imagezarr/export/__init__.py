@@ -1,4 +1,4 @@
-"""Stage 7, export: the manifest's hierarchy as files other tools open without imagezarr.
+"""Export: the manifest's hierarchy as files other tools open without imagezarr.
 
 Every format is built from :mod:`imagezarr.hierarchy` (``build_metadata`` and ``chunk_refs``),
 so all of them describe exactly the arrays the store serves: same grid, codec, coordinates

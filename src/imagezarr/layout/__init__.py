@@ -1,4 +1,4 @@
-"""Stage 3, layout: file names → typed fields → groups, arrays, dims and coordinates.
+"""Layout: file names → typed fields → groups, arrays, dims and coordinates.
 
 Pure: takes values, returns values, touches no file. Four modules, each importing only
 the ones before it:

@@ -1,4 +1,4 @@
-"""Stage 3, layout: sidecar tables listing files, joined to the scanned paths.
+"""Layout: sidecar tables listing files, joined to the scanned paths.
 
 Pure, like :mod:`.match`: rows come in as values (reading them is the caller's job). A
 :class:`~.spec.Table` names one file per row (or per item of a ``split`` list); its columns

@@ -1,4 +1,4 @@
-"""Stage 3, layout: matched files → groups, arrays, dims and coordinates.
+"""Layout: matched files → groups, arrays, dims and coordinates.
 
 Pure: takes values, returns values, touches no file. :func:`arrange` turns matched files and
 their probed :class:`ImageInfo` into :class:`Node`\\ s, one per group, each holding one image

@@ -1,4 +1,4 @@
-"""Stage 3, layout: choosing the outer dims when none are given.
+"""Layout: choosing the outer dims when none are given.
 
 Among the *minimal* sets of fields that identify every file (no two files share a slot, and
 no field can be dropped), prefer grids with few holes; among those, the most factorized one

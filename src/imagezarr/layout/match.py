@@ -1,4 +1,4 @@
-"""Stage 3, layout: file names → typed fields.
+"""Layout: file names → typed fields.
 
 Pure: takes values, returns values, touches no file. :func:`match_fields` parses every
 relative path with the layout's regex into typed fields, joins fields from sidecar tables

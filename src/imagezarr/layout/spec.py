@@ -1,4 +1,4 @@
-"""Stage 3, layout: the spec, everything needed to repeat a layout, and its validation.
+"""Layout: the spec, everything needed to repeat a layout, and its validation.
 
 :class:`LayoutSpec` holds the regex, field types, dims and grouping; :class:`Table` and
 :class:`Lookup` name the sidecar tables it joins. Plain values: reading the tables and

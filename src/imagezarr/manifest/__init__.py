@@ -1,4 +1,4 @@
-"""Stage 6, manifest: the single source of truth, saved as a small versioned JSON document.
+"""Manifest: the single source of truth, saved as a small versioned JSON document.
 
 The format is described in ``docs/manifest.md``. Loading treats the document as hostile input:
 every field is type- and range-checked before use, and file entries may not leave the root.

@@ -1,4 +1,4 @@
-"""Stage 10, napari: an npe2 reader plugin for ``*.imagezarr.json`` manifests.
+"""Napari: an npe2 reader plugin for ``*.imagezarr.json`` manifests.
 
 ``napari exp.imagezarr.json`` (or File > Open) shows one image layer per array, that is one
 per group of a grouped manifest: lazy dask data with one chunk per image file, so napari

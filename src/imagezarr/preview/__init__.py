@@ -1,4 +1,4 @@
-"""Stage 10, preview: see the images of a manifest as a labelled contact sheet.
+"""Preview: see the images of a manifest as a labelled contact sheet.
 
 :func:`contact_sheet` lays out one group's images in a grid, one dim down the rows and one
 across the columns, labelled with their coordinate values; every other dim is fixed to one

@@ -1,4 +1,4 @@
-"""Stage 2, probe: read only the header bytes of an image and report format, shape and dtype.
+"""Probe: read only the header bytes of an image and report format, shape and dtype.
 
 The probes never decode pixels. The shape and dtype they report are exactly what the matching
 ``imagecodecs`` zarr-3 codec yields when it decodes the same file, because that codec is what

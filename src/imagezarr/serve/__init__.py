@@ -1,4 +1,4 @@
-"""Stage 10, serve: the hierarchy as a read-only Zarr v3 hierarchy over HTTP.
+"""Serve: the hierarchy as a read-only Zarr v3 hierarchy over HTTP.
 
 ``imagezarr serve MANIFEST`` (or :func:`serve`, :func:`start`, :func:`make_app`) answers
 ``GET``/``HEAD`` for every key of the hierarchy the store describes: metadata documents and

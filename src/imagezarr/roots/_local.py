@@ -170,7 +170,8 @@ class LocalRoot:
         ``allow_outside_root``, as is a name that is not valid UTF-8.
         """
         self._check_folder()
-        return self._entries(_walk(self.path, prefix), keep)
+        # "night 1/" and "night 1" name one folder, as for an object store's prefix
+        return self._entries(_walk(self.path, prefix.strip("/")), keep)
 
     def list_level(
         self, keep: Callable[[str], object], prefix: str = ""
@@ -180,7 +181,7 @@ class LocalRoot:
         self._check_folder()
         folders: list[str] = []
         files: list[tuple[str, os.DirEntry[str]]] = []
-        for rel, entry, is_folder in _level(self.path, prefix):
+        for rel, entry, is_folder in _level(self.path, prefix.strip("/")):
             if is_folder:
                 folders.append(rel)
             else:

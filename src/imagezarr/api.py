@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Unpack
 from .access import Access, AccessKeywords
 from .discover import FileTable
 from .errors import ImageZarrError, LayoutError, ProbeError
+from .executor import Executor
 from .layout import Derivation, Exclusion, LayoutSpec, Lookup, Table, arrange
 from .layout.arrange import minority_images
 from .layout.match import OTHER_SIGNATURE, UNREADABLE
@@ -27,7 +28,7 @@ from .manifest import (
     open_manifest,
 )
 from .roots import is_url
-from .scanning import checksums, connected, gather, layout_spec
+from .scanning import checksums, gather, layout_spec
 
 if TYPE_CHECKING:  # zarr, xarray and the store load when a call reads pixels
     import xarray as xr
@@ -165,7 +166,7 @@ def scan(
         tables=tables,
     )
     # a scheduler address is connected once for the scan (listing, probes, checksums)
-    with connected(client) as client:
+    with Executor.of(client, workers).running() as executor:
         got = gather(
             source,
             spec,
@@ -173,8 +174,7 @@ def scan(
             storage_options=storage_options,
             allow_outside_root=allow_outside_root,
             reuse=reuse,
-            client=client,
-            workers=workers,
+            executor=executor,
             progress=progress,
         )
         if report is not None:  # filled first, so a caller can explain a failure below
@@ -208,7 +208,7 @@ def scan(
             raise LayoutError(msg)
         kept_entries = [candidates[i] for i in good]
         if checksum:
-            kept_entries = checksums(got.root, kept_entries, reuse, workers, progress, client)
+            kept_entries = checksums(got.root, kept_entries, reuse, executor, progress)
         table = FileTable.from_entries(kept_entries)
         notes: list[str] = []
         nodes = arrange(

@@ -7,15 +7,16 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
+from itertools import pairwise
 from typing import Any, overload
 
 import numpy as np
 
 from .errors import DiscoveryError
+from .executor import Executor
 from .paths import check_relative
 from .roots import (
     READ_ERRORS,
@@ -36,8 +37,10 @@ __all__ = [
     "discover",
     "in_path_order",
     "listing_errors",
+    "prefix_groups",
     "read_file_list",
     "stat_listed",
+    "top_prefixes",
     "visible",
 ]
 
@@ -256,15 +259,15 @@ def stat_listed(root: Root, paths: Sequence[str]) -> list[FileEntry]:
             raise DiscoveryError(msg) from e
         return FileEntry(rel, st.size, st.mtime_ns, st.etag)
 
-    with ThreadPoolExecutor(max_workers=min(root.workers, 32)) as pool:
-        return sorted(pool.map(stat, paths), key=lambda e: e.path)
+    found = Executor().map(stat, paths, workers=min(root.workers, 32))
+    return sorted(found, key=lambda e: e.path)
 
 
 def add_checksums(
     root: Root,
     entries: Sequence[FileEntry],
     *,
-    workers: int | None = None,
+    executor: Executor | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[FileEntry]:
     """``entries`` with the content checksum of each file (every byte is read once).
@@ -285,10 +288,43 @@ def add_checksums(
             raise DiscoveryError(msg)
         return replace(entry, checksum=checksum(data))
 
-    out: list[FileEntry] = []
-    with ThreadPoolExecutor(max_workers=workers or root.workers) as pool:
-        for start in range(0, len(entries), 256):
-            out.extend(pool.map(one, entries[start : start + 256]))
-            if progress is not None:
-                progress(len(out), len(entries))
-    return out
+    ex = executor or Executor()
+    if ex.on_cluster:  # every byte is read on the workers, in named tasks
+        return ex.batches(checksum_task, root, entries, name="checksums", progress=progress)
+    return ex.map(one, entries, workers=root.workers, progress=progress, step=256)
+
+
+def checksum_task(root: Root, entries: Sequence[FileEntry]) -> list[FileEntry]:
+    """A dask task: :func:`add_checksums` of a batch, over the worker's threads."""
+    return add_checksums(root, entries)
+
+
+# -- partitioned listing: a scale-out scan hands out prefixes, each task lists its own
+
+
+def top_prefixes(
+    root: Root, keep: Callable[[str], object], few: int
+) -> tuple[list[str], list[FileEntry]]:
+    """How a scale-out scan splits a listing: the prefixes to hand out to tasks and the
+    files the client lists on the way (delimiter
+    listings of the top level, and of the level below when the top has fewer than
+    ``few`` prefixes)."""
+    prefixes, loose = root.list_level(keep)
+    # hidden prefixes hold only hidden paths, which discover skips anyway
+    prefixes = [p for p in prefixes if visible(p)]
+    if not prefixes or len(prefixes) >= few:
+        return sorted(prefixes), loose
+    levels = Executor().map(
+        lambda p: root.list_level(keep, p), prefixes, workers=min(len(prefixes), root.workers)
+    )
+    deeper = [p for subs, _ in levels for p in subs if visible(p)]
+    return sorted(deeper), loose + [e for _, files in levels for e in files]
+
+
+def prefix_groups(prefixes: list[str], tasks: int) -> list[list[str]]:
+    """``prefixes`` (sorted) in at most ``tasks`` runs of neighbours, as even in count as can
+    be: one prefix each when there are no more than ``tasks``."""
+    n = len(prefixes)
+    tasks = max(1, min(n, tasks))
+    bounds = [n * k // tasks for k in range(tasks + 1)]
+    return [prefixes[a:b] for a, b in pairwise(bounds) if b > a]

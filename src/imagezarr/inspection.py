@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import ImageZarrError
+from .executor import Executor
 from .layout import Exclusion, LayoutSpec, LayoutWarning, arrange, natural_key
 from .layout.arrange import _candidates, image_label, minority_images
 from .layout.infer import rank_dims
@@ -164,7 +165,7 @@ def inspect(
             files=files,
             storage_options=storage_options,
             allow_outside_root=allow_outside_root,
-            workers=workers,
+            executor=Executor(workers=workers),
         )
     excluded = list(got.report)
     excluded += [Exclusion(got.entries[i].path, UNREADABLE, str(e)) for i, e in got.failed]

@@ -7,9 +7,8 @@ it gathered into a manifest; :func:`imagezarr.inspect` reports on it without wri
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -18,6 +17,7 @@ import numpy as np
 from . import probe
 from .discover import NameFilter, add_checksums, discover, read_file_list, stat_listed
 from .errors import DiscoveryError, ProbeError
+from .executor import Executor
 from .layout import (
     Derivation,
     Exclusion,
@@ -33,7 +33,7 @@ from .paths import match_paths
 from .presets import read_table
 from .probe import ImageInfo
 from .probe._many import Result as ProbeResult
-from .probe._many import as_client, map_batches, probe_distributed, probe_entries
+from .probe._many import probe_entries
 from .probe._spread import Spread, list_and_probe, take_probed
 from .roots import FileEntry, Root, is_url, open_root, stale
 
@@ -122,12 +122,12 @@ def gather(
     storage_options: Mapping[str, Any] | None = None,
     allow_outside_root: bool = False,
     reuse: Manifest | None = None,
-    client: Any = None,
-    workers: int | None = None,
+    executor: Executor | None = None,
     progress: Progress | None = None,
 ) -> Gathered:
     """List, match and probe the files of ``source`` for ``spec`` (see :func:`imagezarr.scan`)."""
     spec.validate()
+    executor = executor or Executor()
     glob = spec.glob
     options = dict(storage_options or {})
     source_root = open_root(source, options, allow_outside_root=allow_outside_root)
@@ -138,8 +138,8 @@ def gather(
     spread = None
     if files is not None:
         entries = stat_listed(source_root, read_file_list(files, options))
-    elif client is not None and _PARTITION and source_root.can_list:
-        spread = _spread(client, source_root, spec, extensions, reuse, progress)
+    elif executor.on_cluster and _PARTITION and source_root.can_list:
+        spread = _spread(executor, source_root, spec, extensions, reuse, progress)
         entries = spread.entries
     else:
         entries = discover(source_root, glob=glob, extensions=extensions)
@@ -153,7 +153,7 @@ def gather(
     )
     candidates = [entries[i] for i in kept]
     probed = None if spread is None else spread.probed
-    infos, failed = _probe(source_root, candidates, reuse, client, workers, progress, probed)
+    infos, failed = _probe(source_root, candidates, reuse, executor, progress, probed)
     return Gathered(
         source_root,
         spec,
@@ -176,7 +176,7 @@ _PARTITION = True
 
 
 def _spread(
-    client: Any,
+    executor: Executor,
     root: Root,
     spec: LayoutSpec,
     extensions: Iterable[str],
@@ -191,7 +191,7 @@ def _spread(
         known = {files.paths[i]: files[i] for i in _images_by_file(reuse)}
     keep = NameFilter.of(root, spec.glob, extensions)
     wanted = NameTest.of(spec)
-    return list_and_probe(client, root, keep, wanted=wanted, known=known, progress=progress)
+    return list_and_probe(executor, root, keep, wanted=wanted, known=known, progress=progress)
 
 
 # -- probing
@@ -237,28 +237,23 @@ def _probe(
     root: Root,
     entries: list[FileEntry],
     reuse: Manifest | None,
-    client: Any,
-    workers: int | None,
+    executor: Executor,
     progress: Progress | None,
     probed: Mapping[str, ProbeResult] | None = None,
 ) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
     """Header probes of ``entries``, except those ``reuse`` holds unchanged; those in
     ``probed`` (by path, from the tasks of a scale-out scan) are taken from there."""
     if reuse is None and probed is None:
-        if client is not None:
-            return probe_distributed(client, root, entries, progress=progress)  # type: ignore[return-value]
-        return probe_entries(root, entries, workers=workers, progress=progress)  # type: ignore[return-value]
+        return probe_entries(root, entries, executor=executor, progress=progress)  # type: ignore[return-value]
     old = _reusable(entries, reuse)
     images = _images_by_file(reuse) if reuse is not None else {}
     infos: list[ImageInfo | None] = [images.get(i) for i in old]
     todo = [k for k, info in enumerate(infos) if info is None]
     fresh = [entries[k] for k in todo]
     if probed is not None:
-        got, failed = take_probed(client, root, fresh, probed, progress=progress)
-    elif client is not None:
-        got, failed = probe_distributed(client, root, fresh, progress=progress)
+        got, failed = take_probed(executor, root, fresh, probed, progress=progress)
     else:
-        got, failed = probe_entries(root, fresh, workers=workers, progress=progress)
+        got, failed = probe_entries(root, fresh, executor=executor, progress=progress)
     for k, info in zip(todo, got, strict=True):
         infos[k] = info
     return infos, [(todo[j], e) for j, e in failed]  # type: ignore[return-value]
@@ -268,12 +263,11 @@ def checksums(
     root: Root,
     entries: list[FileEntry],
     reuse: Manifest | None,
-    workers: int | None,
+    executor: Executor,
     progress: Progress | None,
-    client: Any = None,
 ) -> list[FileEntry]:
     """``entries`` with checksums: recorded ones kept for unchanged files, the rest read
-    (on the workers of a dask ``client`` when one is given: every byte is read there)."""
+    where ``executor`` runs work (on a cluster's workers: every byte is read there)."""
     recorded = reuse.files.checksums if reuse is not None else None
     out = list(entries)
     todo = []
@@ -283,22 +277,7 @@ def checksums(
         else:
             todo.append(k)
     wanted = [entries[k] for k in todo]
-    if client is None:
-        done = add_checksums(root, wanted, workers=workers, progress=progress)
-    else:
-        # named, so that the checksum reads show as such in a dashboard's task stream
-        done = map_batches(client, add_checksums, root, wanted, name="checksums", progress=progress)
+    done = add_checksums(root, wanted, executor=executor, progress=progress)
     for k, e in zip(todo, done, strict=True):
         out[k] = e
     return out
-
-
-@contextlib.contextmanager
-def connected(client: Any) -> Iterator[Any]:
-    """``client`` itself, or (for a scheduler address) a client connected for the ``with``
-    block and closed after it, so that none is left reconnecting once the cluster is gone."""
-    if isinstance(client, str):
-        with as_client(client) as opened:
-            yield opened
-    else:
-        yield client

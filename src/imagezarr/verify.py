@@ -15,7 +15,6 @@ Stat (or HEAD) every file and judge it with the one freshness check the store us
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Unpack
 
@@ -24,6 +23,7 @@ import zarr
 
 from .access import Access, AccessKeywords
 from .errors import ChunkDecodeError, ChunkReadError, SourceChangedError
+from .executor import Executor
 from .hierarchy import image_array_path
 from .manifest import ManifestLike, Opened, check_codecs, open_manifest
 from .roots import READ_ERRORS, Check, error_text, stale
@@ -107,48 +107,53 @@ def verify(
     opened = opened.with_access(Access(on_error="raise"))  # verify reports, never fills
     m, mode = opened.manifest, opened.check
     n = len(m.files)
-    workers = workers or opened.source.workers
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        found: list[Problem | None] = []
-        for start in range(0, n, 512):
-            batch = range(start, min(n, start + 512))
-            found.extend(pool.map(lambda i: _stat_problem(opened, mode, i), batch))
-            if progress is not None:
-                progress(len(found), n * (2 if decode else 1))
-        problems = [p for p in found if p is not None]
-        decoded = 0
-        if decode:
-            bad = {p.path for p in problems}
-            slots = [
-                (node, tuple(int(k) for k in idx))
-                for node in m.nodes
-                for idx in np.argwhere(node.file_index >= 0)
-                if m.files.paths[node.file_index[tuple(idx)]] not in bad
-            ]
-            store = ImageZarrStore(opened)
-            group = zarr.open_group(store, mode="r", zarr_format=3)
+    executor = Executor(workers=workers)
+    total = n * (2 if decode else 1)
+    found = executor.map(
+        lambda i: _stat_problem(opened, mode, i),
+        range(n),
+        workers=opened.source.workers,
+        progress=None if progress is None else lambda done, _: progress(done, total),
+    )
+    problems = [p for p in found if p is not None]
+    decoded = 0
+    if decode:
+        bad = {p.path for p in problems}
+        slots = [
+            (node, tuple(int(k) for k in idx))
+            for node in m.nodes
+            for idx in np.argwhere(node.file_index >= 0)
+            if m.files.paths[node.file_index[tuple(idx)]] not in bad
+        ]
+        store = ImageZarrStore(opened)
+        group = zarr.open_group(store, mode="r", zarr_format=3)
 
-            def read(slot: tuple[object, tuple[int, ...]]) -> Problem | None:
-                node, idx = slot
-                arr = group[image_array_path(node)]  # type: ignore[arg-type]
-                try:
-                    arr[idx]  # type: ignore[index]
-                except ChunkReadError as e:
-                    kind = (
-                        "undecodable"
-                        if isinstance(e, ChunkDecodeError)
-                        else "changed"
-                        if isinstance(e, SourceChangedError)
-                        else "unreadable"
-                    )
-                    path = e.path or "?"
-                    return Problem(path, kind, str(e).removeprefix(f"{path}: "))
-                return None
+        def read(slot: tuple[object, tuple[int, ...]]) -> Problem | None:
+            node, idx = slot
+            arr = group[image_array_path(node)]  # type: ignore[arg-type]
+            try:
+                arr[idx]  # type: ignore[index]
+            except ChunkReadError as e:
+                kind = (
+                    "undecodable"
+                    if isinstance(e, ChunkDecodeError)
+                    else "changed"
+                    if isinstance(e, SourceChangedError)
+                    else "unreadable"
+                )
+                path = e.path or "?"
+                return Problem(path, kind, str(e).removeprefix(f"{path}: "))
+            return None
 
-            for start in range(0, len(slots), 256):
-                batch_slots = slots[start : start + 256]
-                problems.extend(p for p in pool.map(read, batch_slots) if p is not None)
-                decoded += len(batch_slots)
-                if progress is not None:
-                    progress(n + decoded * n // max(1, len(slots)), 2 * n)
+        read_problems = executor.map(
+            read,
+            slots,
+            workers=opened.source.workers,
+            step=256,
+            progress=None
+            if progress is None
+            else lambda done, all_: progress(n + done * n // max(1, all_), 2 * n),
+        )
+        problems.extend(p for p in read_problems if p is not None)
+        decoded = len(slots)
     return VerifyReport(checked=n, decoded=decoded, problems=problems, advice=_advice(problems, n))

@@ -6,12 +6,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import quote
 
 from ..errors import ExportError
+from ..executor import Executor
 from ..manifest import Manifest, Opened
 from ..roots import READ_ERRORS, FileStat, error_text, is_inside, is_url, place, stale
 
@@ -142,11 +142,10 @@ def checked_stats(
     network share or bucket wait on the network)."""
     if opened.check == "none":
         return [opened.manifest.files[i].stat for i in indices]
-    out: list[FileStat] = []
-    with ThreadPoolExecutor(max_workers=opened.source.workers) as pool:
-        for start in range(0, len(indices), 1024):
-            batch = indices[start : start + 1024]
-            out.extend(pool.map(lambda i: checked_stat(opened, i), batch))
-            if progress is not None:
-                progress(len(out), len(indices))
-    return out
+    return Executor().map(
+        lambda i: checked_stat(opened, i),
+        indices,
+        workers=opened.source.workers,
+        progress=progress,
+        step=1024,
+    )

@@ -6,7 +6,6 @@ import io
 import os
 import warnings
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
@@ -15,6 +14,7 @@ import numpy as np
 
 from ..access import Access, AccessKeywords, OnError
 from ..errors import ChunkReadError, FilledChunkWarning, ManifestError
+from ..executor import Executor
 from ..layout import Node
 from ..manifest import Manifest, ManifestLike, Opened, open_manifest
 from ..roots import is_inside, is_url, root_url, write_location
@@ -314,29 +314,26 @@ def _make_all(
         raise ValueError(msg)
     thumbs: dict[tuple[int, int], np.ndarray] = {}
     failures: dict[tuple[int, int], tuple[str, str]] = {}
-    total = len(todo)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures: dict[Future[np.ndarray], tuple[int, int]] = {
-            pool.submit(make, where): rc for rc, where in todo
-        }
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-            for fut in done:
-                rc = futures[fut]
-                error = fut.exception()
-                if error is None:
-                    thumbs[rc] = fut.result()
-                elif isinstance(error, ChunkReadError) and on_error == "fill":
-                    path = error.path or "a file"
-                    reason = str(error).removeprefix(f"{path}: ").split("; run `", 1)[0]
-                    failures[rc] = (path, reason)
-                else:
-                    for other in pending:
-                        other.cancel()
-                    raise error
-            if progress is not None:
-                progress(len(thumbs) + len(failures), total)
+
+    def one(item: tuple[tuple[int, int], tuple[int, ...]]) -> np.ndarray | tuple[str, str]:
+        try:
+            return make(item[1])
+        except ChunkReadError as error:
+            if on_error != "fill":
+                raise
+            path = error.path or "a file"
+            return path, str(error).removeprefix(f"{path}: ").split("; run `", 1)[0]
+
+    workers = max(1, workers)
+    # small steps: with on_error="raise" the first failure stops all but a step's worth
+    made = Executor(workers=workers).map(
+        one, todo, workers=workers, progress=progress, step=4 * workers
+    )
+    for (rc, _), got in zip(todo, made, strict=True):
+        if isinstance(got, tuple):
+            failures[rc] = got
+        else:
+            thumbs[rc] = got
     return thumbs, failures
 
 

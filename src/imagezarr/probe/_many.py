@@ -1,36 +1,22 @@
-"""Probing many files: batches over a thread pool, or over a dask cluster.
+"""Probing many files, where an :class:`~imagezarr.executor.Executor` runs them.
 
-The per-format probes are pure; this module decides how many run at once. Every byte comes
-from the dataset's root, so the same code probes a folder, a share or a bucket.
+The per-format probes are pure; the executor decides how many run at once and where. Every
+byte comes from the dataset's root, so the same code probes a folder, a share or a bucket.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-from uuid import uuid4
+from collections.abc import Sequence
 
 from ..errors import ProbeError
+from ..executor import Executor, Progress
 from ..roots import READ_ERRORS, FileEntry, Root, error_text
 from . import probe
 from ._common import HEAD_SIZE, ImageInfo
 from ._png import png_info, read_head
 
-__all__ = [
-    "BATCH",
-    "as_client",
-    "map_batches",
-    "probe_distributed",
-    "probe_entries",
-    "probe_results",
-    "probe_task",
-    "split_results",
-]
+__all__ = ["probe_entries", "probe_results", "probe_task", "split_results"]
 
-Progress = Callable[[int, int], None]
-BATCH = 256  # files per dask task: enough to hide a task's overhead, small enough to balance
 SLOW_PROBE_SECONDS = 200e-6
 
 Result = ImageInfo | ProbeError
@@ -85,100 +71,44 @@ def probe_entries(
     root: Root,
     entries: Sequence[FileEntry],
     *,
-    workers: int | None,
+    executor: Executor,
     progress: Progress | None,
 ) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
-    """Probe every header in a thread pool; header reads are I/O-bound and release the GIL."""
-    return split_results(probe_results(root, entries, workers=workers, progress=progress))
+    """Probe every header where ``executor`` runs work: batches of dask tasks on a cluster,
+    else here (inline, or threads when the files are slow to reach)."""
+    if executor.on_cluster:
+        results = executor.batches(probe_task, root, entries, name="probe", progress=progress)
+    else:
+        results = probe_results(root, entries, executor=executor, progress=progress)
+    return split_results(results)
 
 
 def probe_results(
     root: Root,
     entries: Sequence[FileEntry],
     *,
-    workers: int | None,
+    executor: Executor,
     progress: Progress | None,
 ) -> list[Result]:
-    """What :func:`probe_entries` does, giving each file's header or error in order."""
-    n = len(entries)
-    batch = root.batch
+    """Each file's header or error, in order, probed in this process.
 
-    def many(start: int) -> list[Result]:
-        # one task per batch of files: a future per file costs as much as a small probe
-        return _probe_batch(root, entries[start : start + batch])
-
-    results: list[Result] = []
-    # Probing a page-cached file is tens of microseconds of Python: threads only add GIL
-    # contention there (slower than inline in benchmarks/run.py). On a network share,
-    # a cold disk or an object store each read waits on I/O and threads win by far. So time
-    # the first batch inline and only go parallel when files are slow to reach.
-    start = time.perf_counter()
-    first = root.first_batch
-    results.extend(_probe_batch(root, entries[:first]))
-    slow = (time.perf_counter() - start) / max(1, len(results)) > SLOW_PROBE_SECONDS
-    if progress is not None:
-        progress(len(results), n)
-    pool_size = workers or (root.workers if slow else 1)
-    with ThreadPoolExecutor(max_workers=pool_size) as pool:
-        for done in pool.map(many, range(first, n, batch)):
-            results.extend(done)
-            if progress is not None:
-                progress(len(results), n)
-    return results
-
-
-def as_client(client: Any) -> Any:
-    """A ``distributed.Client``: ``client`` itself, or one connected to the address given."""
-    from distributed import Client
-
-    return client if isinstance(client, Client) else Client(client)
+    Probing a page-cached file is tens of microseconds of Python: threads only add GIL
+    contention there (slower than inline in benchmarks/run.py). On a network share, a cold
+    disk or an object store each read waits on I/O and threads win by far: the executor's
+    adaptive rule decides from the first batch.
+    """
+    return executor.adaptive(
+        lambda batch: _probe_batch(root, batch),
+        entries,
+        first=root.first_batch,
+        batch=root.batch,
+        slow_seconds=SLOW_PROBE_SECONDS,
+        workers=root.workers,
+        progress=progress,
+    )
 
 
 def probe_task(root: Root, entries: Sequence[FileEntry]) -> list[Result]:
     """A dask task probing a batch of files, over the worker's own threads when the files
     are slow to reach (what :func:`probe_results` decides)."""
-    return probe_results(root, entries, workers=None, progress=None)
-
-
-def map_batches(
-    client: Any,
-    task: Callable[[Root, list[FileEntry]], list[Any]],
-    root: Root,
-    entries: Sequence[FileEntry],
-    *,
-    name: str,
-    progress: Progress | None,
-) -> list[Any]:
-    """``task(root, batch)`` on a dask cluster for batches of 256 of ``entries``, one result
-    per entry, in the order of ``entries``; the first failing task's error is raised.
-
-    Tasks are keyed ``imagezarr-<name>-<uuid>``, so they show by name in a task stream.
-    """
-    from distributed import as_completed
-
-    client = as_client(client)
-    starts = list(range(0, len(entries), BATCH))
-    futures = {
-        client.submit(
-            task, root, list(entries[s : s + BATCH]), key=f"imagezarr-{name}-{uuid4().hex}"
-        ): s
-        for s in starts
-    }
-    by_start: dict[int, list[Any]] = {}
-    for future in as_completed(futures):
-        by_start[futures[future]] = future.result()
-        if progress is not None:
-            progress(sum(len(v) for v in by_start.values()), len(entries))
-    return [r for s in starts for r in by_start[s]]
-
-
-def probe_distributed(
-    client: Any,
-    root: Root,
-    entries: Sequence[FileEntry],
-    *,
-    progress: Progress | None,
-) -> tuple[list[ImageInfo], list[tuple[int, ProbeError]]]:
-    """Spread header probes over a dask cluster, in batches of 256 files."""
-    results = map_batches(client, probe_task, root, entries, name="probe", progress=progress)
-    return split_results(results)
+    return probe_results(root, entries, executor=Executor(), progress=None)

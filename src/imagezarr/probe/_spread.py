@@ -17,25 +17,16 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any
 from uuid import uuid4
 
-from ..discover import in_path_order, listing_errors, visible
+from ..discover import in_path_order, listing_errors, prefix_groups, top_prefixes
 from ..errors import ProbeError
+from ..executor import BATCH, Executor, Progress
 from ..roots import FileEntry, Root, stale
 from ._common import ImageInfo
-from ._many import (
-    BATCH,
-    Progress,
-    Result,
-    as_client,
-    probe_distributed,
-    probe_task,
-    split_results,
-)
+from ._many import Result, probe_entries, probe_task, split_results
 
 __all__ = ["Spread", "list_and_probe", "take_probed"]
 
@@ -83,30 +74,6 @@ def _list_and_probe(
     return found, todo, results
 
 
-def _top(root: Root, keep: Keep, few: int) -> tuple[list[str], list[FileEntry]]:
-    """The prefixes to hand out and the files the client lists on the way (delimiter
-    listings of the top level, and of the level below when the top has fewer than
-    ``few`` prefixes)."""
-    prefixes, loose = root.list_level(keep)
-    # hidden prefixes hold only hidden paths, which discover skips anyway
-    prefixes = [p for p in prefixes if visible(p)]
-    if not prefixes or len(prefixes) >= few:
-        return sorted(prefixes), loose
-    with ThreadPoolExecutor(min(len(prefixes), root.workers)) as pool:
-        levels = list(pool.map(lambda p: root.list_level(keep, p), prefixes))
-    deeper = [p for subs, _ in levels for p in subs if visible(p)]
-    return sorted(deeper), loose + [e for _, files in levels for e in files]
-
-
-def _groups(prefixes: list[str], tasks: int) -> list[list[str]]:
-    """``prefixes`` (sorted) in at most ``tasks`` runs of neighbours, as even in count as can
-    be: one prefix each when there are no more than ``tasks``."""
-    n = len(prefixes)
-    tasks = max(1, min(n, tasks))
-    bounds = [n * k // tasks for k in range(tasks + 1)]
-    return [prefixes[a:b] for a, b in pairwise(bounds) if b > a]
-
-
 def _known_below(
     known: Mapping[str, FileEntry], paths: list[str], prefixes: Sequence[str]
 ) -> dict[str, FileEntry]:
@@ -120,7 +87,7 @@ def _known_below(
 
 
 def list_and_probe(
-    client: Any,
+    executor: Executor,
     root: Root,
     keep: Keep,
     *,
@@ -129,7 +96,7 @@ def list_and_probe(
     progress: Progress | None,
 ) -> Spread:
     """List ``root`` (files ``keep`` accepts) and probe the files ``wanted`` accepts, except
-    those ``known`` holds unchanged, over the dask cluster of ``client``.
+    those ``known`` holds unchanged, over the dask cluster of ``executor``.
 
     ``keep`` and ``wanted`` travel to the workers, so they must pickle. ``progress`` is called
     as ``progress(done, total)`` in files probed; until every listing task has returned, the
@@ -137,13 +104,13 @@ def list_and_probe(
     """
     from distributed import as_completed
 
-    client = as_client(client)
+    client = executor.client
     threads = max(1, sum(client.nthreads().values()))
     with listing_errors(root):
-        prefixes, loose = _top(root, keep, few=2 * threads)
+        prefixes, loose = top_prefixes(root, keep, few=2 * threads)
     if not prefixes and not loose:
         return Spread([], {})
-    groups = _groups(prefixes, max(MIN_TASKS, 8 * threads))
+    groups = prefix_groups(prefixes, max(MIN_TASKS, 8 * threads))
     paths = sorted(known)
     shared = client.scatter(root, broadcast=True, hash=False)  # one store per worker, reused
     # a listing task maps to None, a batch task to the files it probes
@@ -190,7 +157,7 @@ def list_and_probe(
 
 
 def take_probed(
-    client: Any,
+    executor: Executor,
     root: Root,
     entries: Sequence[FileEntry],
     probed: Mapping[str, Result],
@@ -202,8 +169,8 @@ def take_probed(
     results: list[Result | None] = [probed.get(e.path) for e in entries]
     missing = [k for k, r in enumerate(results) if r is None]
     if missing:
-        infos, failed = probe_distributed(
-            client, root, [entries[k] for k in missing], progress=progress
+        infos, failed = probe_entries(
+            root, [entries[k] for k in missing], executor=executor, progress=progress
         )
         errors = dict(failed)
         for j, k in enumerate(missing):

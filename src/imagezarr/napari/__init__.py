@@ -25,12 +25,13 @@ from typing import Any, Unpack
 
 import numpy as np
 
+from .. import display
 from ..access import Access, AccessKeywords
 from ..errors import ChunkReadError
 from ..hierarchy import image_array_path
 from ..layout import Node
 from ..manifest import SUFFIX, Manifest, ManifestLike, Opened
-from ..preview import PERCENTILES, format_label, labels_of
+from ..preview import format_label, labels_of
 from ..store import ImageZarrStore
 
 __all__ = ["LayerData", "get_reader", "layers", "read"]
@@ -147,9 +148,7 @@ def _contrast_limits(array: Any, node: Node, rgb: bool) -> tuple[float, float] |
     sample = np.concatenate(values)
     if dtype.kind == "c":
         sample = np.abs(sample)
-    if sample.dtype.kind == "f":
-        sample = sample[np.isfinite(sample)]
-    if not sample.size:
+    if sample.dtype.kind == "f" and not np.isfinite(sample).any():
         return None
-    lo, hi = (float(v) for v in np.percentile(sample, PERCENTILES))
+    lo, hi = display.limits_of([sample], display.PERCENTILES)
     return (lo, hi) if hi > lo else (lo, lo + 1.0)

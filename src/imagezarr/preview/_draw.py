@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import display
+
 if TYPE_CHECKING:
     from PIL import Image, ImageFont
 
@@ -61,31 +63,16 @@ def font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 def stretch(
     thumbs: Sequence[np.ndarray], percentiles: tuple[float, float]
 ) -> tuple[list[np.ndarray], tuple[float, float] | None]:
-    """Thumbnails as uint8 for display, and the input values shown as 0 and 255.
-
-    uint8 thumbnails are shown as stored (``None``). Anything else is stretched linearly
-    between the two ``percentiles`` of all finite thumbnail pixels together (one scale for
-    the whole sheet, so that brightness compares across cells); NaN shows as 0.
+    """Thumbnails as uint8 for display, and the input values shown as 0 and 255: the
+    display rule (:func:`imagezarr.display.stretch`), one scale for the whole sheet so
+    that brightness compares across cells.
 
     >>> a = np.array([[0.0, 1000.0], [2000.0, np.nan]], dtype=np.float32)
     >>> shown, limits = stretch([a], (0, 100))
     >>> shown[0].tolist(), limits
     ([[0, 128], [255, 0]], (0.0, 2000.0))
     """
-    if all(t.dtype == np.uint8 for t in thumbs):
-        return list(thumbs), None
-    values = np.concatenate([t.ravel() for t in thumbs]) if thumbs else np.zeros(0, np.float32)
-    values = values[np.isfinite(values)]
-    if values.size:
-        lo, hi = (float(v) for v in np.percentile(values, percentiles))
-    else:
-        lo, hi = 0.0, 1.0
-    span = hi - lo if hi > lo else 1.0
-    out = []
-    for t in thumbs:
-        scaled = (t.astype(np.float32) - lo) * (255.0 / span) + 0.5
-        out.append(np.clip(np.nan_to_num(scaled, nan=0.0), 0, 255).astype(np.uint8))
-    return out, (lo, hi)
+    return display.stretch(thumbs, percentiles)
 
 
 @dataclass(frozen=True)

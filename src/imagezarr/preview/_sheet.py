@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 import numpy as np
 
+from .. import display
 from ..access import Access, AccessKeywords, OnError
 from ..errors import ChunkReadError, FilledChunkWarning, ManifestError
 from ..executor import Executor
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_CELLS", "PERCENTILES", "Sheet", "contact_sheet", "preview"]
 
-PERCENTILES = (0.5, 99.5)
+PERCENTILES = display.PERCENTILES
 MAX_CELLS = 10_000  # a larger sheet is too big to look at; choose labels with sel
 Progress = Callable[[int, int], None]
 

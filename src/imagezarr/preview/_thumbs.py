@@ -25,6 +25,7 @@ import numpy as np
 from zarr.registry import get_codec_class
 
 from ..codecs import pin_codecs
+from ..display import plane, reduce
 from ..errors import ChunkDecodeError
 from ..formats import by_name
 from ..hierarchy import chunk_key
@@ -60,43 +61,13 @@ def shown_channels(dims: tuple[str, ...], shape: tuple[int, ...]) -> tuple[int, 
 
 
 def _standard(pixels: np.ndarray, dims: tuple[str, ...]) -> np.ndarray:
-    """The image as ``(y, x)`` or ``(y, x, 3)``: channels last, other axes at index 0."""
-    order = [dims.index(d) for d in ("y", "x", "c") if d in dims]
-    rest = [i for i in range(len(dims)) if i not in order]
-    pixels = np.transpose(pixels, [*rest, *order])[(0,) * len(rest)]
-    if pixels.ndim == 3:
-        n = pixels.shape[2]
-        pixels = pixels[..., :3] if n in (3, 4) else pixels[..., 0]
-    return pixels
+    """The image as ``(y, x)`` or ``(y, x, 3)``: the display plane, alpha left out (a sheet
+    is opaque; the caption says so)."""
+    out = plane(pixels, dims)
+    return out[..., :3] if out.ndim == 3 else out
 
 
-def box_reduce(pixels: np.ndarray, factor: int) -> np.ndarray:
-    """Box-average ``factor x factor`` blocks of a ``(y, x)`` or ``(y, x, c)`` image.
-
-    uint8 stays uint8 (rounded), anything else becomes float32. Pillow's ``reduce`` does the
-    work (C, ten times numpy's reshape-mean); it averages partial edge blocks over the pixels
-    they hold, as this reference in numpy does:
-
-    >>> a = np.arange(15, dtype=np.uint16).reshape(3, 5)
-    >>> box_reduce(a, 2).tolist()
-    [[3.0, 5.0, 6.5], [10.5, 12.5, 14.0]]
-    """
-    from PIL import Image
-
-    if pixels.dtype == bool:
-        pixels = pixels.astype(np.uint8) * 255
-    elif pixels.dtype.kind == "c":
-        pixels = np.abs(pixels)
-    if factor == 1:
-        return pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32)
-    if pixels.dtype == np.uint8:
-        return np.asarray(Image.fromarray(np.ascontiguousarray(pixels)).reduce(factor))
-    planes = pixels[..., None] if pixels.ndim == 2 else pixels
-    out = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., k], np.float32)).reduce(factor))
-        for k in range(planes.shape[2])
-    ]
-    return out[0] if pixels.ndim == 2 else np.stack(out, axis=-1)
+box_reduce = reduce  # the sheet's name for the display rule
 
 
 @dataclass

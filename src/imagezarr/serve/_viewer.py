@@ -34,6 +34,7 @@ import imagecodecs
 import numpy as np
 from aiohttp import web
 
+from .. import display
 from ..hierarchy import image_array_path
 from ..layout import Node
 from ..preview._select import format_label, labels_of
@@ -48,7 +49,6 @@ _STATIC = {
     "app.js": ("app.js", "text/javascript"),
     "view.css": ("view.css", "text/css"),
 }
-_PERCENTILES = (0.5, 99.5)
 _MAX_SIZE = 4096
 
 
@@ -140,34 +140,14 @@ def group_doc(content: Content, node: Node) -> dict[str, Any]:
     }
 
 
-def _plane(pixels: np.ndarray, axes: tuple[str, ...]) -> np.ndarray:
-    """``y, x`` (and ``c`` when 3 or 4 samples): the first plane of any other axis."""
-    if len(axes) != pixels.ndim:
-        axes = ("y", "x", "c")[: pixels.ndim] if pixels.ndim <= 3 else axes
-    keep = [a for a in ("y", "x", "c") if a in axes]
-    if "c" in keep and pixels.shape[axes.index("c")] not in (3, 4):
-        keep.remove("c")
-    index = tuple(slice(None) if a in keep else 0 for a in axes)
-    out = pixels[index]
-    rest = [a for a in axes if a in keep]
-    return np.moveaxis(out, [rest.index(a) for a in keep], list(range(len(keep))))
-
-
 def shrink(pixels: np.ndarray, size: int) -> np.ndarray:
-    """Block means so that the longer side is at most ``size`` (edges padded with their values).
+    """The display reduction (:func:`imagezarr.display.reduce`) that brings the longer side
+    to at most ``size``.
 
     >>> shrink(np.arange(16, dtype=np.uint16).reshape(4, 4), 2).tolist()
     [[2.5, 4.5], [10.5, 12.5]]
     """
-    h, w = pixels.shape[:2]
-    step = math.ceil(max(h, w) / size) if size > 0 else 1
-    if step <= 1:
-        return pixels
-    pad = [(0, -h % step), (0, -w % step)] + [(0, 0)] * (pixels.ndim - 2)
-    padded = np.pad(pixels, pad, mode="edge").astype(np.float64)
-    hh, ww = padded.shape[0] // step, padded.shape[1] // step
-    blocks = padded.reshape(hh, step, ww, step, *padded.shape[2:])
-    return blocks.mean(axis=(1, 3))
+    return display.reduce(pixels, display.factor_for(pixels.shape, size))
 
 
 def to_uint8(
@@ -176,20 +156,14 @@ def to_uint8(
     """8-bit pixels for a PNG, and the values shown as 0 and 255 (None for bool images).
 
     uint8 images are shown as stored unless limits are given; others are stretched between
-    ``lo`` and ``hi``, by default the 0.5 and 99.5 percentiles.
+    ``lo`` and ``hi``, by default the display percentiles (as the contact sheet and napari).
     """
     if dtype == "bool":
         return (pixels > 0).astype(np.uint8) * 255, None
     if dtype == "uint8" and lo is None and hi is None:
         return np.clip(np.rint(pixels), 0, 255).astype(np.uint8), (0.0, 255.0)
-    values = pixels[np.isfinite(pixels)]
-    if lo is None or hi is None:
-        auto = np.percentile(values, _PERCENTILES) if values.size else (0.0, 1.0)
-        lo = float(auto[0]) if lo is None else lo
-        hi = float(auto[1]) if hi is None else hi
-    span = hi - lo if hi > lo else 1.0
-    scaled = (pixels.astype(np.float64) - lo) * (255.0 / span) + 0.5
-    return np.clip(np.nan_to_num(scaled, nan=0.0), 0, 255).astype(np.uint8), (lo, hi)
+    shown, limits = display.stretch([pixels], display.PERCENTILES, lo, hi)
+    return shown[0], limits
 
 
 def _chunk_key(content: Content, node: Node, index: tuple[int, ...]) -> str:
@@ -208,7 +182,7 @@ def render(
     image = content.images[image_array_path(node)]
     decoded = image.decoder._decode_sync(raw, image.spec)  # type: ignore[attr-defined]
     whole = np.asarray(decoded.as_numpy_array()).reshape(tuple(node.image.shape))  # outer 1s
-    pixels = _plane(whole, tuple(node.image.dims))
+    pixels = display.plane(whole, tuple(node.image.dims))
     shown, limits = to_uint8(shrink(pixels, size), node.image.dtype, lo, hi)
     finite = pixels[np.isfinite(pixels)] if pixels.dtype.kind == "f" else pixels
     headers = {

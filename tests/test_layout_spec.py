@@ -253,3 +253,17 @@ def test_a_randomly_mutated_layout_loads_or_is_a_manifest_error(data, tmp_path):
         assert LayoutSpec.from_json(written).to_json() == written
         message = PREFIX
     assert message.startswith(PREFIX)
+
+
+def test_a_spec_validates_on_construction():
+    """An invalid spec cannot exist: construction (and replace) raise, naming the problem."""
+    import dataclasses
+
+    from imagezarr.errors import LayoutError
+    from imagezarr.layout import LayoutSpec
+
+    with pytest.raises(LayoutError, match="has no named groups"):
+        LayoutSpec(pattern=r"A\d+\.png")
+    good = LayoutSpec(pattern=r"(?P<plant>A\d+)\.png")
+    with pytest.raises(LayoutError, match=r"dims names \['night'\]"):
+        dataclasses.replace(good, dims=("night",))

@@ -95,16 +95,18 @@ def layout_spec(
         "dims": _names(dims),
         "group_by": _names(group_by),
     }
-    spec = replace(base, **{k: v for k, v in changes.items() if v is not None})
+    changes = {k: v for k, v in changes.items() if v is not None}
     if on_unmatched != "error":
-        spec = replace(spec, on_unmatched=on_unmatched)
+        changes["on_unmatched"] = on_unmatched
     if on_mismatch is not None:
-        spec = replace(spec, on_mismatch=on_mismatch)
+        changes["on_mismatch"] = on_mismatch
+    # one replace: a spec validates on construction, and only the whole change is a layout
     return replace(
-        spec,
-        derived={**spec.derived, **(derived or {})},
-        lookups=(*spec.lookups, *(_absolute(lk) for lk in lookups)),
-        tables=(*spec.tables, *(_absolute(t) for t in tables)),
+        base,
+        **changes,
+        derived={**base.derived, **(derived or {})},
+        lookups=(*base.lookups, *(_absolute(lk) for lk in lookups)),
+        tables=(*base.tables, *(_absolute(t) for t in tables)),
     )
 
 

@@ -15,7 +15,8 @@ the ones before it:
 
 from __future__ import annotations
 
-from .arrange import Coord, Node, arrange
+from .arrange import arrange
+from .model import Coord, Node
 from .match import (
     FILTERED,
     NO_FILE,

@@ -15,7 +15,7 @@ import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -25,58 +25,10 @@ from ..errors import DuplicateIndexError, InconsistentImagesError, LayoutError
 from ..probe import ImageInfo
 from .infer import Choice, choose_dims
 from .match import _sort_key, natural_key
+from .model import Coord, Node
 from .spec import LayoutSpec, LayoutWarning, Value
 
-__all__ = ["Coord", "Node", "arrange", "image_label", "minority_images"]
-
-
-@dataclass(frozen=True, slots=True)
-class Coord:
-    """A coordinate: its dims and its values, flat in C order; ``None`` marks a hole."""
-
-    dims: tuple[str, ...]
-    kind: Literal["int", "float", "str", "datetime"]
-    values: tuple[Value | None, ...]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Node:
-    """One group of the hierarchy and its image array.
-
-    ``file_index`` has the outer shape and holds, per slot, the index of the file in the manifest's
-    file table, or -1 for a hole.
-    """
-
-    path: str
-    attrs: Mapping[str, Any]
-    dims: tuple[str, ...]
-    image: ImageInfo
-    coords: Mapping[str, Coord]
-    file_index: np.ndarray
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.file_index.shape)
-
-    @property
-    def image_dims(self) -> tuple[str, ...]:
-        """Outer dims followed by the image's own axes: ``y, x``, ``c`` for channels and ``z``
-        for volume planes; an image axis whose name an outer dim already uses (microscopy
-        names: ``t, c, z``) is renamed (``c`` -> ``channel``, ``z`` -> ``plane``, ...)."""
-        taken = set(self.dims)
-        inner = []
-        for axis in self.image.dims:
-            name = next((n for n in _AXIS_NAMES.get(axis, (axis,)) if n not in taken), axis)
-            taken.add(name)
-            inner.append(name)
-        return self.dims + tuple(inner)
-
-
-# names an image axis takes, in order of preference, when an outer dim already has its name
-_AXIS_NAMES = {
-    "c": ("c", "channel", "sample", "image_c"),
-    "z": ("z", "plane", "image_z"),
-}
+__all__ = ["Coord", "Node", "arrange", "image_label", "minority_images"]  # Coord, Node: .model
 
 
 def _kind_of(v: Value) -> str:

@@ -233,7 +233,7 @@ class NameTest:
     def of(cls, spec: LayoutSpec) -> NameTest:
         """The test for ``spec``.
 
-        >>> test = NameTest.of(LayoutSpec(pattern=r"A\\d+\\.png", recursive=False))
+        >>> test = NameTest.of(LayoutSpec(pattern=r"A(?P<n>\\d+)\\.png", recursive=False))
         >>> test("A1.png"), test("B1.png"), test("night/A1.png")
         (True, False, False)
         """

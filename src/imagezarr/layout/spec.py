@@ -331,6 +331,10 @@ class LayoutSpec:
         spec.validate()
         return spec
 
+    def __post_init__(self) -> None:
+        # a spec that exists is self-consistent: no verb meets an invalid one later
+        self.validate()
+
     def validate(self, table_fields: Sequence[str] | None = None) -> None:
         """Check the spec is self-consistent; raise :class:`LayoutError` naming the problem.
 

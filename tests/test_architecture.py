@@ -145,3 +145,19 @@ def test_docstrings_leave_stage_numbers_to_the_stage_list() -> None:
         if re.search(r"\bStage \d+\b", p.read_text(encoding="utf-8"))
     ]
     assert stale == []
+
+
+def test_scan_and_inspect_share_one_set_of_layout_keywords() -> None:
+    """``inspect`` takes the layout keywords from one TypedDict, which ``scan`` names too."""
+    import inspect as pyinspect
+
+    import imagezarr
+    from imagezarr.scanning import LAYOUT_KEYWORDS
+
+    scan_params = set(pyinspect.signature(imagezarr.scan).parameters)
+    assert set(LAYOUT_KEYWORDS) <= scan_params
+    with pytest.raises(TypeError, match="unknown keyword 'patern'; the layout keywords are"):
+        imagezarr.inspect(".", patern="x")
+    source = (SRC.parent.parent / "src" / "imagezarr" / "api.py").read_text(encoding="utf-8")
+    body = source[source.index("def scan(") : source.index("def update(")]
+    assert "gather(" not in body  # the scan's steps live in scanning, not in the API

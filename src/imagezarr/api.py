@@ -11,12 +11,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 from .access import Access, AccessKeywords
-from .discover import FileTable
-from .errors import ImageZarrError, LayoutError, ProbeError
+from .errors import ImageZarrError
 from .executor import Executor
-from .layout import Derivation, Exclusion, LayoutSpec, Lookup, Table, arrange
-from .layout.arrange import minority_images
-from .layout.match import OTHER_SIGNATURE, UNREADABLE
+from .layout import Derivation, Exclusion, LayoutSpec, Lookup, Table
 from .manifest import (
     FileDiff,
     Manifest,
@@ -28,7 +25,7 @@ from .manifest import (
     open_manifest,
 )
 from .roots import is_url
-from .scanning import checksums, gather, layout_spec
+from .scanning import layout_spec, run_scan
 
 if TYPE_CHECKING:  # zarr, xarray and the store load when a call reads pixels
     import xarray as xr
@@ -167,7 +164,7 @@ def scan(
     )
     # a scheduler address is connected once for the scan (listing, probes, checksums)
     with Executor.of(client, workers).running() as executor:
-        got = gather(
+        return run_scan(
             source,
             spec,
             files=files,
@@ -176,59 +173,10 @@ def scan(
             reuse=reuse,
             executor=executor,
             progress=progress,
-        )
-        if report is not None:  # filled first, so a caller can explain a failure below
-            report.extend(got.report)
-        candidates, failed = got.entries, got.failed
-        if failed and on_unreadable == "error":
-            shown = "; ".join(str(e) for _, e in failed[:5])
-            msg = (
-                f"{len(failed)} file(s) are not readable images: {shown}. Remove them, narrow the "
-                "glob, or skip them (on_unreadable='skip', --skip-unreadable)."
-            )
-            raise ProbeError(msg, path=candidates[failed[0][0]].path)
-        good = got.good
-        bad = sorted({i for i, _ in failed})
-        excluded = [
-            *got.report,
-            *(Exclusion(candidates[i].path, UNREADABLE, str(e)) for i, e in failed),
-        ]
-        if spec.on_mismatch == "skip":
-            odd = minority_images([got.fields[i] for i in good], [got.infos[i] for i in good], spec)
-            excluded += [
-                Exclusion(candidates[good[k]].path, OTHER_SIGNATURE, why) for k, why in odd
-            ]
-            drop = {good[k] for k, _ in odd}
-            good = [i for i in good if i not in drop]
-        if not good:
-            shown = ", ".join(repr(candidates[i].path) for i in bad[:5])
-            msg = f"no file is left to scan: {len(got.unmatched)} left out by the layout" + (
-                f", {len(bad)} not readable images ({shown})" if bad else ""
-            )
-            raise LayoutError(msg)
-        kept_entries = [candidates[i] for i in good]
-        if checksum:
-            kept_entries = checksums(got.root, kept_entries, reuse, executor, progress)
-        table = FileTable.from_entries(kept_entries)
-        notes: list[str] = []
-        nodes = arrange(
-            table.paths,
-            [got.fields[i] for i in good],
-            [got.infos[i] for i in good],  # type: ignore[misc]
-            spec,
-            notes=notes,
-            previous=reuse.nodes if reuse is not None else (),  # an update keeps label order
+            on_unreadable=on_unreadable,
+            checksum=checksum,
             keep_labels=keep_labels,
-        )
-        return Manifest(
-            root=got.root.url,
-            files=table,
-            layout=spec,
-            nodes=tuple(nodes),
-            unmatched=len(got.unmatched),
-            unreadable=tuple(candidates[i].path for i in bad),
-            notes=tuple(notes),
-            excluded=tuple(excluded),
+            report=report,
         )
 
 

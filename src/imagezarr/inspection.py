@@ -13,15 +13,15 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from .errors import ImageZarrError
 from .executor import Executor
-from .layout import Exclusion, LayoutSpec, LayoutWarning, arrange, natural_key
+from .layout import Exclusion, LayoutWarning, arrange, natural_key
 from .layout.arrange import _candidates, image_label, minority_images
 from .layout.infer import rank_dims
 from .layout.match import OTHER_SIGNATURE, UNREADABLE
-from .scanning import gather, layout_spec
+from .scanning import LAYOUT_KEYWORDS, LayoutKeywords, gather, layout_spec
 
 __all__ = ["FieldSummary", "Inspection", "LayoutCandidate", "inspect"]
 
@@ -116,17 +116,11 @@ def _summaries(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[
 def inspect(
     source: str | os.PathLike[str],
     *,
-    pattern: str | None = None,
-    glob: str | None = None,
-    types: Mapping[str, str] | None = None,
-    dims: str | Sequence[str] | None = None,
-    group_by: str | Sequence[str] | None = None,
-    layout: LayoutSpec | None = None,
     files: str | os.PathLike[str] | Sequence[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     allow_outside_root: bool = False,
     workers: int | None = None,
-    **more: Any,
+    **layout: Unpack[LayoutKeywords],
 ) -> Inspection:
     """Look at ``source`` as :func:`imagezarr.scan` would, without writing anything.
 
@@ -144,17 +138,17 @@ def inspect(
     >>> report.candidates[0].dims, report.candidates[0].holes
     (('night', 'barcode', 'frame'), 0)
     """
+    unknown = sorted(set(layout) - set(LAYOUT_KEYWORDS))
+    if unknown:
+        msg = (
+            f"unknown keyword {unknown[0]!r}; the layout keywords are {', '.join(LAYOUT_KEYWORDS)}"
+        )
+        raise TypeError(msg)
+    given = dict(layout)
     spec = layout_spec(
-        layout,
-        pattern=pattern,
-        glob=glob,
-        types=types,
-        dims=dims,
-        group_by=group_by,
+        given.pop("layout", None),
         on_unmatched="skip",  # an inspection lists such files instead of stopping
-        derived=more.pop("derived", None),
-        lookups=more.pop("lookups", ()),
-        tables=more.pop("tables", ()),
+        **given,  # type: ignore[arg-type]
     )
     with warnings.catch_warnings():
         # the table rows without file are listed below with the other exclusions

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 
 from . import probe
-from .discover import NameFilter, add_checksums, discover, read_file_list, stat_listed
-from .errors import DiscoveryError, ProbeError
+from .discover import FileTable, NameFilter, add_checksums, discover, read_file_list, stat_listed
+from .errors import DiscoveryError, LayoutError, ProbeError
 from .executor import Executor
 from .layout import (
     Derivation,
@@ -25,9 +25,12 @@ from .layout import (
     Lookup,
     NameTest,
     Table,
+    arrange,
     match_fields,
     table_paths,
 )
+from .layout.arrange import minority_images
+from .layout.match import OTHER_SIGNATURE, UNREADABLE
 from .manifest import Manifest
 from .paths import match_paths
 from .presets import read_table
@@ -72,15 +75,34 @@ def _names(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+class LayoutKeywords(TypedDict, total=False):
+    """The layout keywords :func:`imagezarr.scan` and :func:`imagezarr.inspect` share
+    (see :func:`imagezarr.scan` for each)."""
+
+    pattern: str | None
+    glob: str | None
+    types: Mapping[str, str] | None
+    dims: str | Sequence[str] | None
+    group_by: str | Sequence[str] | None
+    on_mismatch: Literal["error", "skip", "split"] | None
+    layout: LayoutSpec | None
+    derived: Mapping[str, Derivation] | None
+    lookups: Sequence[Lookup]
+    tables: Sequence[Table]
+
+
+LAYOUT_KEYWORDS: tuple[str, ...] = tuple(LayoutKeywords.__annotations__)
+
+
 def layout_spec(
     layout: LayoutSpec | None,
     *,
-    pattern: str | None,
-    glob: str | None,
-    types: Mapping[str, str] | None,
-    dims: str | Sequence[str] | None,
-    group_by: str | Sequence[str] | None,
-    on_unmatched: Literal["error", "skip"],
+    pattern: str | None = None,
+    glob: str | None = None,
+    types: Mapping[str, str] | None = None,
+    dims: str | Sequence[str] | None = None,
+    group_by: str | Sequence[str] | None = None,
+    on_unmatched: Literal["error", "skip"] = "error",
     on_mismatch: Literal["error", "skip", "split"] | None = None,
     derived: Mapping[str, Derivation] | None = None,
     lookups: Sequence[Lookup] = (),
@@ -283,3 +305,88 @@ def checksums(
     for k, e in zip(todo, done, strict=True):
         out[k] = e
     return out
+
+
+# -- the whole scan
+
+
+def run_scan(
+    source: str | os.PathLike[str],
+    spec: LayoutSpec,
+    *,
+    files: str | os.PathLike[str] | Sequence[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    allow_outside_root: bool = False,
+    reuse: Manifest | None = None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    on_unreadable: Literal["error", "skip"] = "error",
+    checksum: bool = False,
+    keep_labels: bool = False,
+    report: list[Exclusion] | None = None,
+) -> Manifest:
+    """List, match, probe, filter, checksum and arrange: the scan :func:`imagezarr.scan`
+    describes, for a ready ``spec`` (see :func:`layout_spec`). Unreadable files raise or are
+    left out (``on_unreadable``); with ``on_mismatch="skip"`` the images that do not fit the
+    majority are left out, each with its reason in ``report`` and the manifest."""
+    got = gather(
+        source,
+        spec,
+        files=files,
+        storage_options=storage_options,
+        allow_outside_root=allow_outside_root,
+        reuse=reuse,
+        executor=executor,
+        progress=progress,
+    )
+    if report is not None:  # filled first, so a caller can explain a failure below
+        report.extend(got.report)
+    candidates, failed = got.entries, got.failed
+    if failed and on_unreadable == "error":
+        shown = "; ".join(str(e) for _, e in failed[:5])
+        msg = (
+            f"{len(failed)} file(s) are not readable images: {shown}. Remove them, narrow the "
+            "glob, or skip them (on_unreadable='skip', --skip-unreadable)."
+        )
+        raise ProbeError(msg, path=candidates[failed[0][0]].path)
+    good = got.good
+    bad = sorted({i for i, _ in failed})
+    excluded = [
+        *got.report,
+        *(Exclusion(candidates[i].path, UNREADABLE, str(e)) for i, e in failed),
+    ]
+    if spec.on_mismatch == "skip":
+        odd = minority_images([got.fields[i] for i in good], [got.infos[i] for i in good], spec)
+        excluded += [Exclusion(candidates[good[k]].path, OTHER_SIGNATURE, why) for k, why in odd]
+        drop = {good[k] for k, _ in odd}
+        good = [i for i in good if i not in drop]
+    if not good:
+        shown = ", ".join(repr(candidates[i].path) for i in bad[:5])
+        msg = f"no file is left to scan: {len(got.unmatched)} left out by the layout" + (
+            f", {len(bad)} not readable images ({shown})" if bad else ""
+        )
+        raise LayoutError(msg)
+    kept_entries = [candidates[i] for i in good]
+    if checksum:
+        kept_entries = checksums(got.root, kept_entries, reuse, executor, progress)
+    table = FileTable.from_entries(kept_entries)
+    notes: list[str] = []
+    nodes = arrange(
+        table.paths,
+        [got.fields[i] for i in good],
+        [got.infos[i] for i in good],  # type: ignore[misc]
+        spec,
+        notes=notes,
+        previous=reuse.nodes if reuse is not None else (),  # an update keeps label order
+        keep_labels=keep_labels,
+    )
+    return Manifest(
+        root=got.root.url,
+        files=table,
+        layout=spec,
+        nodes=tuple(nodes),
+        unmatched=len(got.unmatched),
+        unreadable=tuple(candidates[i].path for i in bad),
+        notes=tuple(notes),
+        excluded=tuple(excluded),
+    )

@@ -16,7 +16,6 @@ the ones before it:
 from __future__ import annotations
 
 from .arrange import arrange
-from .model import Coord, Node
 from .match import (
     FILTERED,
     NO_FILE,
@@ -31,6 +30,7 @@ from .match import (
     natural_key,
     table_paths,
 )
+from .model import Coord, Node
 from .spec import Derivation, FieldType, LayoutSpec, LayoutWarning, Lookup, Table, parse_type
 
 __all__ = [

@@ -179,9 +179,6 @@ class ImageZarrStore(Store):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _chunk_file(self, key: str) -> int | None:
-        return self.chunks.file(key)
-
     @property
     def _supports_sync_io(self) -> bool:
         # zarr's fused pipeline runs sync reads in a pool of one thread per core: right for
@@ -245,7 +242,7 @@ class ImageZarrStore(Store):
         meta = self._meta.get(key)
         if meta is not None:
             return _wrap(_slice(meta, byte_range), prototype)
-        index = self._chunk_file(key)
+        index = self.chunks.file(key)
         if index is None or index < 0:
             return None
         try:
@@ -261,7 +258,7 @@ class ImageZarrStore(Store):
         meta = self._meta.get(key)
         if meta is not None:
             return _wrap(_slice(meta, byte_range), prototype)
-        index = self._chunk_file(key)
+        index = self.chunks.file(key)
         if index is None or index < 0:
             return None
         try:
@@ -280,7 +277,7 @@ class ImageZarrStore(Store):
         # docstring inherited
         if key in self._meta:
             return True
-        index = self._chunk_file(key)
+        index = self.chunks.file(key)
         return index is not None and index >= 0
 
     async def getsize(self, key: str) -> int:
@@ -288,7 +285,7 @@ class ImageZarrStore(Store):
         meta = self._meta.get(key)
         if meta is not None:
             return len(meta)
-        index = self._chunk_file(key)
+        index = self.chunks.file(key)
         if index is None or index < 0:
             raise FileNotFoundError(key)
         return self.manifest.files[index].size

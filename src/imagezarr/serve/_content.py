@@ -85,10 +85,6 @@ def _created(text: str) -> str | None:
     return format_datetime(when.astimezone(UTC), usegmt=True)
 
 
-def _group_key(path: str) -> str:
-    return f"{path}/zarr.json" if path else "zarr.json"
-
-
 def _served_codecs(codec: Codec) -> list[Any]:
     """The codec chain of a decoded image array (``raw``, ``zstd``, ``gzip``)."""
     chain: list[Any] = [BytesCodec()]

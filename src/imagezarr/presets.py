@@ -133,7 +133,7 @@ def plantcv(
     if start_date is not None or end_date is not None:
         options.update(start_date=start_date, end_date=end_date)
     default_dims = tuple(t for t in terms if t != "timestamp" and t not in group_by)
-    spec = LayoutSpec(
+    return LayoutSpec(
         pattern=pattern,
         types=all_types,
         dims=tuple(dims) if dims is not None else default_dims,
@@ -150,8 +150,6 @@ def plantcv(
         preset=options,
         extensions=tuple(f".{f.lower().lstrip('.')}" for f in formats),
     )
-    spec.validate()
-    return spec
 
 
 def _terms(filename_metadata: str | Sequence[str]) -> list[str]:

@@ -150,7 +150,6 @@ def gather(
     progress: Progress | None = None,
 ) -> Gathered:
     """List, match and probe the files of ``source`` for ``spec`` (see :func:`imagezarr.scan`)."""
-    spec.validate()
     executor = executor or Executor()
     glob = spec.glob
     options = dict(storage_options or {})

@@ -157,7 +157,6 @@ def match_fields(
     >>> [(e.path, e.reason) for e in report]
     [('notes.png', 'name does not match'), ('A1-NIR.png', 'filtered out')]
     """
-    spec.validate()
     rows = {path: read_rows(path, tables) for path in table_paths(spec)}
     given = [f for t in spec.tables for f in table_fields(t, rows[t.path])]
     spec.validate(given if spec.tables else None)

@@ -300,7 +300,7 @@ class LayoutSpec:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> LayoutSpec:
-        """Read and :meth:`validate` :meth:`to_json`'s document.
+        """Read :meth:`to_json`'s document (validated, as every spec is on construction).
 
         Every key is checked (a missing or ``null`` key takes its default): a manifest may come
         from anywhere, so anything else raises a :class:`LayoutError` naming the key, such as
@@ -309,7 +309,7 @@ class LayoutSpec:
         d = _Reader(doc, "")
         filters = d.object("filters") or _Reader({}, "filters")
         ranges = d.object("ranges") or _Reader({}, "ranges")
-        spec = cls(
+        return cls(
             pattern=d.text("pattern"),
             glob=d.text("glob"),
             types=d.text_map("types") or {},
@@ -328,8 +328,6 @@ class LayoutSpec:
             preset=None if (preset := d.object("preset")) is None else dict(preset.doc),
             extensions=d.texts("extensions"),
         )
-        spec.validate()
-        return spec
 
     def __post_init__(self) -> None:
         # a spec that exists is self-consistent: no verb meets an invalid one later

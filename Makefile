@@ -2,22 +2,40 @@
 # Each builds its own virtual environment with a Python >= 3.12 found by scripts/find-python.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+HASH := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# the demo needs only the core dependencies; the tests need every extra: two stamps, so that
+# `make demo` on a fresh machine does not wait for the test and benchmark tools
+DEMO_STAMP := $(VENV)/.demo-$(HASH)
+TEST_STAMP := $(VENV)/.test-$(HASH)
+TEST_EXTRAS := .[all,test,bench]
 
 .PHONY: demo test lint browser bench clean
 
-$(STAMP): pyproject.toml
+$(PY):
 	@PYBIN=$$(scripts/find-python) || exit 1; \
 	  echo "using $$PYBIN ($$($$PYBIN --version))"; \
-	  [ -x $(PY) ] || $$PYBIN -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[all,test,bench]'
-	@rm -f $(VENV)/.installed-*; touch $@
+	  $$PYBIN -m venv $(VENV)
 
-demo: $(STAMP)
+# uv resolves and installs several times faster than pip; it is itself a wheel from PyPI, so
+# it is installed into the venv first, and pip does the install wherever uv cannot be had
+define install
+	@if [ -x $(VENV)/bin/uv ] || $(PY) -m pip install -q --disable-pip-version-check uv 2>/dev/null; \
+	then $(VENV)/bin/uv pip install -q --python $(PY) -e '$(1)'; \
+	else $(PY) -m pip install -q --disable-pip-version-check -e '$(1)'; fi
+endef
+
+$(DEMO_STAMP): pyproject.toml | $(PY)
+	$(call install,.)
+	@rm -f $(VENV)/.demo-*; touch $@
+
+$(TEST_STAMP): pyproject.toml | $(PY)
+	$(call install,$(TEST_EXTRAS))
+	@rm -f $(VENV)/.demo-* $(VENV)/.test-*; touch $@ $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(VENV)/bin/imagezarr demo
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
@@ -30,10 +48,10 @@ browser:
 	    chromium chromium-driver) || echo "could not install chromium: browser tests skipped"; \
 	else echo "no chromium + chromedriver (not root): the viewer's browser tests are skipped"; fi
 
-test: $(STAMP) lint browser
+test: $(TEST_STAMP) lint browser
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/startup_bench.py
 

@@ -25,7 +25,7 @@ from .manifest import (
     open_manifest,
 )
 from .roots import is_url
-from .scanning import layout_spec, run_scan
+from .scanning import layout_spec, run_scan, split_inferred
 
 if TYPE_CHECKING:  # zarr, xarray and the store load when a call reads pixels
     import xarray as xr
@@ -72,6 +72,7 @@ def scan(
     reuse: Manifest | None = None,
     keep_labels: bool = False,
     report: list[Exclusion] | None = None,
+    infer: bool = False,
 ) -> Manifest:
     """Scan a folder of images into a :class:`Manifest`, reading only file headers.
 
@@ -81,7 +82,8 @@ def scan(
         The folder; searched recursively, hidden files skipped.
     pattern
         Regex with named groups, matched against the file name (or, when it contains ``/``,
-        the path relative to ``source``). Without it, one dim ``file`` in natural order.
+        the path relative to ``source``). Without it, one dim ``file`` in natural order,
+        unless ``infer``.
     glob
         Which files to consider (case-insensitive); default: every known image extension.
     types
@@ -136,6 +138,11 @@ def scan(
         A list that receives an :class:`~imagezarr.layout.Exclusion` per file the layout left
         out (name does not match, not in table, filtered out) and per table entry naming no
         file, each with its reason and detail.
+    infer
+        Without ``pattern`` (and tables): read the fields off the names themselves (tokens
+        between separators, dates and timestamps, counters such as ``s2``; see
+        :mod:`imagezarr.layout.names`), as the command line does by default. The manifest's
+        notes say which pattern was taken, or why none fit (then: one dim ``file``).
 
     Examples
     --------
@@ -149,18 +156,22 @@ def scan(
     >>> [n.path for n in m.nodes], m.node("A1").dims, m.node("A1").shape
     (['A1', 'A2'], ('frame',), (2,))
     """
+    keywords: dict[str, Any] = {
+        "pattern": pattern,
+        "types": types,
+        "dims": dims,
+        "group_by": group_by,
+        "tables": tables,
+    }
+    deferred = split_inferred(infer, layout, keywords)
     spec = layout_spec(
         layout,
-        pattern=pattern,
         glob=glob,
-        types=types,
-        dims=dims,
-        group_by=group_by,
         on_unmatched=on_unmatched,
         on_mismatch=on_mismatch,
         derived=derived,
         lookups=lookups,
-        tables=tables,
+        **keywords,
     )
     # a scheduler address is connected once for the scan (listing, probes, checksums)
     with Executor.of(client, workers).running() as executor:
@@ -177,6 +188,7 @@ def scan(
             checksum=checksum,
             keep_labels=keep_labels,
             report=report,
+            infer=deferred,
         )
 
 
@@ -444,7 +456,8 @@ def open_dataset(
     """Open one group of a manifest as an :class:`xarray.Dataset` (lazily).
 
     ``chunks={}`` gives dask arrays in batches of whole images (~8 MiB each, so a task
-    decodes many images in one zarr call); the default loads lazily without dask. Pixels keep
+    decodes many images in one zarr call), the label coordinates staying NumPy (so that
+    ``groupby("barcode")`` works); the default loads lazily without dask. Pixels keep
     their integer dtype (no NaN masking). The access keywords (``root``, ``storage_options``,
     ``allow_outside_root``, ``check``, ``on_error``; or ``access=``, see :class:`Access`)
     say how the images are reached and trusted: ``on_error="fill"`` reads a missing, changed
@@ -458,9 +471,9 @@ def open_dataset(
     """
     import xarray as xr
 
-    from .xarray_backend import ImageZarrBackendEntrypoint
+    from .xarray_backend import ImageZarrBackendEntrypoint, labels_in_memory
 
-    return xr.open_dataset(
+    ds = xr.open_dataset(
         _openable(manifest),  # type: ignore[arg-type]
         engine=ImageZarrBackendEntrypoint,
         group=group,
@@ -468,6 +481,7 @@ def open_dataset(
         access=access,
         **kwargs,
     )
+    return ds if chunks is None else labels_in_memory(ds)
 
 
 def open_datatree(
@@ -483,15 +497,16 @@ def open_datatree(
     """
     import xarray as xr
 
-    from .xarray_backend import ImageZarrBackendEntrypoint
+    from .xarray_backend import ImageZarrBackendEntrypoint, labels_in_memory
 
-    return xr.open_datatree(
+    tree = xr.open_datatree(
         _openable(manifest),  # type: ignore[arg-type]
         engine=ImageZarrBackendEntrypoint,
         chunks=chunks,
         access=access,
         **kwargs,
     )
+    return tree if chunks is None else tree.map_over_datasets(labels_in_memory)
 
 
 def _openable(manifest: Any) -> Any:

@@ -21,7 +21,7 @@ from .layout import Exclusion, LayoutWarning, arrange, natural_key
 from .layout.arrange import _candidates, image_label, minority_images
 from .layout.infer import rank_dims
 from .layout.match import OTHER_SIGNATURE, UNREADABLE
-from .scanning import LAYOUT_KEYWORDS, LayoutKeywords, gather, layout_spec
+from .scanning import LAYOUT_KEYWORDS, LayoutKeywords, gather, layout_spec, split_inferred
 
 __all__ = ["FieldSummary", "Inspection", "LayoutCandidate", "inspect"]
 
@@ -65,6 +65,8 @@ class Inspection:
     excluded: list[Exclusion]
     signatures: Mapping[str, int] = field(default_factory=dict)
     problem: str = ""  # why a scan with these options would fail, if it would
+    inferred: str = ""  # the pattern read off the names (or why none fit), when inferred
+    options: str = ""  # that pattern as --pattern/--type options to paste
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +91,8 @@ class Inspection:
             "signatures": dict(self.signatures),
             "excluded": [e.to_json() for e in self.excluded],
             "problem": self.problem,
+            "inferred": self.inferred,
+            "options": self.options,
         }
 
 
@@ -120,12 +124,15 @@ def inspect(
     storage_options: Mapping[str, Any] | None = None,
     allow_outside_root: bool = False,
     workers: int | None = None,
+    infer: bool = False,
     **layout: Unpack[LayoutKeywords],
 ) -> Inspection:
     """Look at ``source`` as :func:`imagezarr.scan` would, without writing anything.
 
     Takes the same options as :func:`~imagezarr.scan`; files that do not match, are not
-    images or would not fit are listed with their reason instead of stopping it.
+    images or would not fit are listed with their reason instead of stopping it. With
+    ``infer`` and no pattern, the pattern read off the names is used and shown in
+    ``Inspection.inferred`` (its pasteable options in ``Inspection.options``).
 
     >>> import tempfile
     >>> from imagezarr.testing import PSII_PATTERN, PSII_TYPES, make_psii_experiment
@@ -145,8 +152,10 @@ def inspect(
         )
         raise TypeError(msg)
     given = dict(layout)
+    base = given.pop("layout", None)
+    deferred = split_inferred(infer, base, given)
     spec = layout_spec(
-        given.pop("layout", None),
+        base,
         on_unmatched="skip",  # an inspection lists such files instead of stopping
         **given,  # type: ignore[arg-type]
     )
@@ -160,7 +169,9 @@ def inspect(
             storage_options=storage_options,
             allow_outside_root=allow_outside_root,
             executor=Executor(workers=workers),
+            infer=deferred,
         )
+    spec = got.spec
     excluded = list(got.report)
     excluded += [Exclusion(got.entries[i].path, UNREADABLE, str(e)) for i, e in got.failed]
     good = got.good
@@ -199,6 +210,8 @@ def inspect(
         excluded=excluded,
         signatures=dict(signatures.most_common()),
         problem=problem,
+        inferred="" if got.inferred is None else got.inferred.summary(),
+        options="" if got.inferred is None else got.inferred.options(),
     )
 
 

@@ -31,6 +31,7 @@ from .layout import (
 )
 from .layout.arrange import minority_images
 from .layout.match import OTHER_SIGNATURE, UNREADABLE
+from .layout.names import Proposal, propose
 from .manifest import Manifest
 from .paths import match_paths
 from .presets import read_table
@@ -59,6 +60,7 @@ class Gathered:
     failed: list[tuple[int, ProbeError]]
     unmatched: list[str]
     report: list[Exclusion] = field(default_factory=list)
+    inferred: Proposal | None = None  # the pattern read off the names, when asked to
 
     @property
     def good(self) -> list[int]:
@@ -148,8 +150,11 @@ def gather(
     reuse: Manifest | None = None,
     executor: Executor | None = None,
     progress: Progress | None = None,
+    infer: Mapping[str, Any] | None = None,
 ) -> Gathered:
-    """List, match and probe the files of ``source`` for ``spec`` (see :func:`imagezarr.scan`)."""
+    """List, match and probe the files of ``source`` for ``spec`` (see :func:`imagezarr.scan`);
+    with ``infer`` (see :func:`split_inferred`) and no pattern or table in ``spec``, the
+    pattern is read off the names and ``infer``'s layout keywords applied to it."""
     executor = executor or Executor()
     glob = spec.glob
     options = dict(storage_options or {})
@@ -170,6 +175,10 @@ def gather(
         what = f"glob {glob!r}" if glob else "a known image extension"
         msg = f"no files under {source_root.url!r} match {what}; check the folder and --glob"
         raise DiscoveryError(msg)
+    inferred = None
+    if infer is not None and spec.pattern is None and not spec.tables:
+        inferred = propose([e.path for e in entries])
+        spec = with_proposal(spec, inferred, infer)
     report: list[Exclusion] = []
     kept, fields, unmatched = match_fields(
         [e.path for e in entries], spec, tables=rows, report=report
@@ -188,7 +197,37 @@ def gather(
         failed,
         unmatched,
         report,
+        inferred,
     )
+
+
+def split_inferred(
+    infer: bool, layout: LayoutSpec | None, keywords: dict[str, Any]
+) -> dict[str, Any] | None:
+    """For a scan that reads its pattern off the names: take ``types``, ``dims`` and
+    ``group_by`` out of ``keywords`` (they name fields only the inferred pattern will have)
+    and return them, to be applied once it is known; None when there is nothing to infer."""
+    given = keywords.get("pattern") or keywords.get("tables")
+    if not infer or given or (layout is not None and (layout.pattern or layout.tables)):
+        return None
+    return {k: keywords.pop(k, None) for k in ("types", "dims", "group_by")}
+
+
+def with_proposal(
+    spec: LayoutSpec, proposal: Proposal, deferred: Mapping[str, Any] | None = None
+) -> LayoutSpec:
+    """``spec`` with the pattern, types and derived fields of ``proposal`` (what the user
+    gave wins), then the ``deferred`` layout keywords (see :func:`split_inferred`)."""
+    if proposal.pattern is not None:
+        spec = replace(
+            spec,
+            pattern=proposal.pattern,
+            types={**proposal.types, **spec.types},
+            derived={**proposal.derived, **spec.derived},
+            on_unmatched="skip" if proposal.left_out else spec.on_unmatched,
+        )
+    later = {k: v for k, v in (deferred or {}).items() if v is not None}
+    return layout_spec(spec, **later) if later else spec
 
 
 # -- scale-out: with a dask client, tasks list the source by prefix and probe what they find
@@ -323,11 +362,14 @@ def run_scan(
     checksum: bool = False,
     keep_labels: bool = False,
     report: list[Exclusion] | None = None,
+    infer: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """List, match, probe, filter, checksum and arrange: the scan :func:`imagezarr.scan`
     describes, for a ready ``spec`` (see :func:`layout_spec`). Unreadable files raise or are
     left out (``on_unreadable``); with ``on_mismatch="skip"`` the images that do not fit the
-    majority are left out, each with its reason in ``report`` and the manifest."""
+    majority are left out, each with its reason in ``report`` and the manifest. With
+    ``infer`` (see :func:`split_inferred`), a spec without pattern takes the one the names
+    suggest (a note says which)."""
     got = gather(
         source,
         spec,
@@ -337,7 +379,9 @@ def run_scan(
         reuse=reuse,
         executor=executor,
         progress=progress,
+        infer=infer,
     )
+    spec = got.spec
     if report is not None:  # filled first, so a caller can explain a failure below
         report.extend(got.report)
     candidates, failed = got.entries, got.failed
@@ -369,7 +413,7 @@ def run_scan(
     if checksum:
         kept_entries = checksums(got.root, kept_entries, reuse, executor, progress)
     table = FileTable.from_entries(kept_entries)
-    notes: list[str] = []
+    notes: list[str] = [] if got.inferred is None else [got.inferred.summary()]
     nodes = arrange(
         table.paths,
         [got.fields[i] for i in good],

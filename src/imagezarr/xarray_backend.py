@@ -163,6 +163,29 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         return False
 
 
+def labels_in_memory(ds: Any) -> Any:
+    """``ds`` with its label coordinates (one value per label, or per slot of a few dims:
+    small) read into NumPy, so that ``groupby``, ``sel`` and ``where`` on them work under
+    ``chunks={}`` (xarray makes every variable that is not an index a dask array there, and
+    grouping by a dask array fails). ``path`` and ``present`` hold one value per image slot
+    and stay lazy, as the pixels do."""
+    names = [
+        name
+        for name, var in ds.coords.items()
+        if name not in ds.indexes
+        and name not in _PER_SLOT
+        and var.ndim
+        and "y" not in var.dims
+        and "x" not in var.dims
+    ]
+    if not names:
+        return ds
+    return ds.assign_coords({name: ds[name].variable.compute() for name in names})
+
+
+_PER_SLOT = ("image", "path", "present")
+
+
 def _group(store: ImageZarrStore, group: str | None, *, below: bool = False) -> str:
     """The group to open: ``group`` if the manifest has it (or, with ``below``, groups under
     it), else the only one; a clear error listing the groups otherwise."""

@@ -30,6 +30,8 @@ def inspect(as_json: bool, **params: Any) -> None:
         f"[bold]{escape(report.root)}[/]: {report.listed} file(s) listed, {report.matched} "
         f"matched, {report.readable} readable"
     )
+    if report.inferred:  # the pattern read off the names, to paste into scan
+        console.print(escape(report.inferred), soft_wrap=True, highlight=False)
     fields = Table(title="fields", title_justify="left")
     for column in ("field", "kind", "values", "examples"):
         fields.add_column(column)

@@ -88,9 +88,10 @@ def _preset(
     terms: str | None,
     delimiter: str | None,
     timestampformat: str | None,
+    source: str | None = None,
 ) -> tuple[str | None, LayoutSpec | None]:
-    if plantcv_config:
-        return presets.plantcv_config(plantcv_config)
+    if plantcv_config:  # a folder on the command line wins over the config's input_dir
+        return presets.plantcv_config(plantcv_config, input_dir=source)
     if preset is None:
         if terms or delimiter or timestampformat:
             msg = "--terms, --delimiter and --timestampformat need --preset plantcv"
@@ -127,6 +128,12 @@ def layout_options(command: Any) -> Any:
         ),
         click.option(
             "--dims", help="Comma-separated order of the outer dims (default: chosen for you)."
+        ),
+        click.option(
+            "--infer/--no-infer",
+            default=True,
+            help="Without --pattern, read the fields off the file names (default) and print "
+            "the pattern taken; --no-infer: one dim 'file' over the files.",
         ),
         click.option("--group-by", help="Field(s), comma-separated, giving one group per value."),
         click.option(
@@ -184,14 +191,16 @@ def layout_options(command: Any) -> Any:
 
 def scan_keywords(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """SOURCE and the keywords of :func:`imagezarr.scan` from the layout options' values."""
+    given = params.pop("source")
     config_dir, layout = _preset(
         params.pop("preset"),
         params.pop("plantcv_config"),
         params.pop("terms"),
         params.pop("delimiter"),
         params.pop("timestampformat"),
+        given,
     )
-    source = params.pop("source") or config_dir
+    source = given or config_dir
     if source is None:
         msg = "give the SOURCE folder (or --plantcv-config with an input_dir)"
         raise click.UsageError(msg)
@@ -203,6 +212,7 @@ def scan_keywords(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         "glob": params.pop("glob"),
         "types": _types(params.pop("types")) or None,
         "dims": params.pop("dims"),
+        "infer": params.pop("infer"),
         "group_by": params.pop("group_by"),
         "files": params.pop("file_list"),
         "storage_options": storage_options(params.pop("options")),

@@ -4,7 +4,8 @@ Among the *minimal* sets of fields that identify every file (no two files share 
 no field can be dropped), prefer grids with few holes; among those, the most factorized one
 (the smallest sum of dim lengths: many short labelled dims rather than one long one). A
 datetime field becomes a dim only when nothing else identifies the files: a timestamp per
-image is a coordinate, not an axis. Fields left out become coordinates over the dims that
+image is a coordinate, not an axis (a date, all at midnight, is a label like any other).
+Fields left out become coordinates over the dims that
 determine them, as for any field that is not a dim.
 
 Pure and vectorised: each field is coded once as integers, a candidate set is checked by
@@ -18,7 +19,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 
 import numpy as np
 
@@ -30,6 +31,7 @@ __all__ = ["Choice", "choose_dims", "rank_dims"]
 HOLE_TOLERANCE = 0.10  # grids this much emptier than the densest still count as dense
 MAX_SEARCH_FIELDS = 14  # above this, subsets are searched greedily, not exhaustively
 _INT64_LIMIT = 2**62
+_MIDNIGHT = time(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,7 @@ def rank_dims(
         f: np.array([len(np.unique(coded[f][0][g])) if g else 0 for g in groups])
         for f in candidates
     }
-    is_time = {f: any(isinstance(row.get(f), datetime) for row in fields[:64]) for f in candidates}
+    is_time = {f: _is_time([row.get(f) for row in fields[:256]]) for f in candidates}
     usable = [f for f in candidates if coded[f][1] > 1]  # a constant never tells files apart
     sizes = [len(g) for g in groups]
 
@@ -168,6 +170,13 @@ def rank_dims(
                 demoted[f] = "follows from the dims"
         choices.append(Choice(best, sum(_slots(best)), n, demoted))
     return choices
+
+
+def _is_time(values: Sequence[Value | None]) -> bool:
+    """A time of day per image (a coordinate), not a date: days at midnight (a night's date,
+    ``day(timestamp)``) label runs of images as a plant or a step does."""
+    stamps = [v for v in values if isinstance(v, datetime)]
+    return bool(stamps) and any(v.time() != _MIDNIGHT for v in stamps)
 
 
 def _length_sum(subset: tuple[str, ...], per_group: Mapping[str, np.ndarray]) -> int:

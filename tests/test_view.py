@@ -317,6 +317,9 @@ def test_cli_view_opens_the_page(tmp_path, monkeypatch, capsys):
     assert fetched == [200]
     assert "#token=TOKEN" in out
     assert "s3cret" not in out
+    # the first line is the viewer's page, not the server's root (a directory listing)
+    assert out.splitlines()[0].startswith("open http://127.0.0.1:")
+    assert out.splitlines()[0].endswith("/_view/#token=TOKEN")
     assert main(["view", str(manifest), "--group", "nope", "--no-browser"]) == 2
 
 

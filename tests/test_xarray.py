@@ -103,6 +103,13 @@ def test_datatree_has_one_node_per_group(psii, tmp_path):
     with pytest.raises(ValueError, match="this manifest has 12 groups"):
         imagezarr.open_dataset(out)
     assert imagezarr.open_dataset(out, group="A7").image.shape == node.image.shape
+    # a group that is not there is named with the ones that are, by every opener
+    for opener in (imagezarr.open_dataset, imagezarr.open_datatree):
+        with pytest.raises(KeyError, match=r"no group 'A99' in this manifest; its groups: 'A1'"):
+            opener(out, group="A99")
+    with pytest.raises(KeyError, match=r"no group 'A99' in this manifest; its groups: 'A1'"):
+        imagezarr.open_group(out, path="A99")
+    assert imagezarr.open_group(out, path="A7")["image"].shape == node.image.shape
 
 
 # a loaded machine lets distributed leave a socket to the garbage collector at teardown

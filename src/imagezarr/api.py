@@ -436,13 +436,20 @@ def open_store(
 def open_group(
     manifest: ManifestLike | Opened | ImageZarrStore,
     *,
+    path: str | None = None,
     access: Access | None = None,
     **options: Unpack[AccessKeywords],
 ) -> zarr.Group:
-    """Open a manifest as a read-only zarr Group; keywords as for :func:`open_store`."""
+    """Open a manifest (or its group ``path``) as a read-only zarr Group; keywords as for
+    :func:`open_store`. A ``path`` that is no group raises a KeyError listing the groups
+    (zarr's own GroupNotFoundError names none)."""
     import zarr
 
-    return zarr.open_group(open_store(manifest, access=access, **options), mode="r", zarr_format=3)
+    from .xarray_backend import checked_group
+
+    store = open_store(manifest, access=access, **options)
+    where = "" if path is None else checked_group(store, path, below=True)
+    return zarr.open_group(store, path=where, mode="r", zarr_format=3)
 
 
 def open_dataset(

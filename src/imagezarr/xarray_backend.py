@@ -120,7 +120,7 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
     ) -> Any:
         options, rest = split_access(kwargs)
         store = _store(filename_or_obj, Access.of(access, options))
-        group = _group(store, group)
+        group = checked_group(store, group)
         ds = ZarrBackendEntrypoint().open_dataset(
             store,
             group=group or None,
@@ -145,7 +145,7 @@ class ImageZarrBackendEntrypoint(BackendEntrypoint):
         options, rest = split_access(kwargs)
         store = _store(filename_or_obj, Access.of(access, options))
         if group:
-            _group(store, group, below=True)
+            checked_group(store, group, below=True)
         return ZarrBackendEntrypoint().open_datatree(
             store,
             drop_variables=drop_variables,
@@ -186,7 +186,7 @@ def labels_in_memory(ds: Any) -> Any:
 _PER_SLOT = ("image", "path", "present")
 
 
-def _group(store: ImageZarrStore, group: str | None, *, below: bool = False) -> str:
+def checked_group(store: ImageZarrStore, group: str | None, *, below: bool = False) -> str:
     """The group to open: ``group`` if the manifest has it (or, with ``below``, groups under
     it), else the only one; a clear error listing the groups otherwise."""
     paths = [n.path for n in store.manifest.nodes]

@@ -20,7 +20,8 @@ from ._common import console, echo_tree, heading, lazy_progress, summary_tree
 
 @click.command()
 @click.argument("directory", default="imagezarr-demo", type=click.Path(file_okay=False))
-@click.option("--plants", default=6, show_default=True)
+# the README tutorial's experiment: its printed lines and selections (A10) are of these data
+@click.option("--plants", default=12, show_default=True)
 @click.option("--nights", default=3, show_default=True)
 def demo(directory: str, plants: int, nights: int) -> None:
     """Generate a small PSII experiment in DIRECTORY, scan it, open it, compute on it."""

@@ -240,10 +240,12 @@ async def _forever(
             )
             error.errno = e.errno
             raise error from e
-        for line in describe(app, _url(host, runner.addresses[0][1]), host):
-            echo(line)
+        # the caller's line first: `view` prints the viewer's page before the server's root
+        # (a directory listing nobody wants to open first)
         if on_start is not None:
             on_start(_url(host, runner.addresses[0][1]))
+        for line in describe(app, _url(host, runner.addresses[0][1]), host):
+            echo(line)
         await asyncio.Event().wait()  # until Ctrl-C cancels this task
     finally:
         await runner.cleanup()

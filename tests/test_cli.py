@@ -5,8 +5,11 @@ from __future__ import annotations
 import ast
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import click
 import pytest
@@ -14,7 +17,7 @@ import pytest
 import imagezarr
 import imagezarr.testing
 from imagezarr.cli import main
-from imagezarr.testing import PSII_PATTERN
+from imagezarr.testing import PSII_PATTERN, make_psii_experiment
 from imagezarr.testing import PSII_SCAN as PSII
 
 
@@ -234,3 +237,41 @@ def test_the_command_table_matches_the_commands():
         assert command.get_short_help_str(limit=1000) == short, name
     assert cli.get_command(ctx, "nope") is None
     assert main(["nope"]) == 2
+
+
+def test_cli_errors_and_notes_name_flags_not_python_keywords(psii, tmp_path, capsys):
+    images, _ = psii
+    assert main(scan_args(images, images / "inside.imagezarr.json")) == 1
+    err = capsys.readouterr().err
+    assert "pass --force" in err
+    assert "force=True" not in err
+    args = [a for a in scan_args(images, tmp_path / "m.imagezarr.json") if a != "--dims"]
+    args.remove("barcode,night,param,frame")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "pass --dims to choose yourself" in out
+    assert "dims (--dims)" not in out
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGINT to a child process is POSIX; Windows: CTRL_C")
+# 0.0: before Python has started (the OS ends it); then inside imports, probes and checksums
+@pytest.mark.parametrize("after", [0.0, 0.1, 0.2, 0.4])
+def test_ctrl_c_at_any_moment_ends_with_one_line_and_130(tmp_path, after):
+    images = tmp_path / "images"
+    make_psii_experiment(images, plants=12, nights=4, steps=4, frames=3, shape=(4, 4))
+    script = Path(sys.executable).with_name("imagezarr")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "imagezarr"]
+    loop = ["scan", str(images), "--checksum", "-o", str(tmp_path / "m.imagezarr.json")]
+    proc = subprocess.Popen([*cmd, *loop], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip(f"the scan finished in under {after} s: nothing left to interrupt")
+    text = err.decode()
+    if proc.returncode == -signal.SIGINT:  # before Python set up its handler: the OS ended it
+        assert text == ""  # and the shell reports 130 itself
+        return
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text
+    assert text.strip() == "imagezarr: interrupted"

@@ -14,8 +14,10 @@ import traceback
 
 import click
 
+from .._interrupt import interrupted
 from .._version import __version__
 from ..errors import ImageZarrError
+from ._advice import for_cli
 
 __all__ = ["COMMANDS", "cli", "main"]
 
@@ -109,16 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
+    except click.exceptions.Abort:  # Ctrl-C inside a command: click ended the line already
+        return interrupted(new_line=False)
+    except KeyboardInterrupt:  # outside click's own handling (showing an error, say)
+        return interrupted()
     except (ImageZarrError, OSError, KeyError, ValueError) as e:
         ctx = click.get_current_context(silent=True)
         verbose = "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv)
         if verbose or (ctx is not None and (ctx.obj or {}).get("verbose")):
             traceback.print_exc()
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        click.echo(f"imagezarr: error: {message}", err=True)
+        click.echo(f"imagezarr: error: {for_cli(str(message))}", err=True)
         return 1
     # with standalone_mode=False click returns the exit code of click.exceptions.Exit
     return code if isinstance(code, int) else 0

@@ -12,12 +12,14 @@ from typing import Any
 import click
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.tree import Tree
 
 from .._format import human_bytes
 from ..access import Access
 from ..manifest import Manifest
+from ._advice import for_cli
 
 __all__ = [
     "check_option",
@@ -123,7 +125,7 @@ def summary_tree(m: Manifest, *, title: str) -> Tree:
         )
         tree.add(f"[yellow]left out: {text} (imagezarr info --excluded lists them)[/]")
     for note in m.notes:
-        tree.add(f"[dim]{note}[/]")
+        tree.add(f"[dim]{escape(for_cli(note))}[/]")
     for node in m.nodes:
         holes = int((node.file_index < 0).sum())
         shape = node.shape + tuple(node.image.shape)

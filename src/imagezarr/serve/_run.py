@@ -236,7 +236,7 @@ async def _forever(
             reason = os.strerror(e.errno).lower() if e.errno else str(e)
             error = OSError(
                 f"cannot listen on {host} port {port}: {reason}; choose another port "
-                "(--port 0 picks a free one)"
+                "(with --port 0 a free one is picked)"
             )
             error.errno = e.errno
             raise error from e

@@ -275,3 +275,23 @@ def test_ctrl_c_at_any_moment_ends_with_one_line_and_130(tmp_path, after):
     assert proc.returncode == 130, text
     assert "Traceback" not in text
     assert text.strip() == "imagezarr: interrupted"
+
+
+def test_verify_of_a_manifest_moved_without_its_images_names_the_root(psii, tmp_path, capsys):
+    images, _ = psii
+    saved = tmp_path / "psii.imagezarr.json"
+    assert main(scan_args(images, saved)) == 0
+    moved = tmp_path / "elsewhere" / "deeper" / "psii.imagezarr.json"
+    moved.parent.mkdir(parents=True)
+    saved.rename(moved)  # the root is stored relative to the manifest: now it points nowhere
+    capsys.readouterr()
+    assert main(["verify", "-q", str(moved)]) == 1
+    out = capsys.readouterr().out
+    assert "does not exist: was the manifest moved or copied without its images?" in out
+    assert "--root FOLDER" in out
+    assert "accepts the changes" not in out  # update would record every file as removed
+    assert "file not found" not in out  # not 288 lines saying the same
+    assert main(["verify", "-q", str(moved), "--root", str(images)]) == 0
+    report = imagezarr.verify(moved)
+    assert report.root_gone
+    assert "root=... (--root FOLDER)" in report.advice

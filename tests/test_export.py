@@ -417,3 +417,31 @@ def test_cli_export(tmp_path, capsys):
         == 2
     )
     assert "--shards, --ome and --ome-axis apply to --format zarr only" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX modes and umask")
+@pytest.mark.parametrize("fmt", ["zarr", "links", "icechunk"])
+def test_exported_folders_get_the_umask_mode(tmp_path, fmt):
+    images = tmp_path / "images"
+    make_psii_experiment(images, plants=2, nights=1, steps=1, frames=1, holes=0, shape=(4, 4))
+    m = imagezarr.scan(images, **PSII)
+    old = os.umask(0o022)
+    try:
+        out = export(m, fmt, tmp_path / f"out.{fmt}")
+    finally:
+        os.umask(old)
+    assert Path(out).stat().st_mode & 0o777 == 0o755
+
+
+def test_icechunk_export_shows_no_rust_warnings(tmp_path):
+    images = tmp_path / "images"
+    make_psii_experiment(images, plants=2, nights=1, steps=1, frames=1, holes=0, shape=(4, 4))
+    saved = imagezarr.scan(images, **PSII).save(tmp_path / "m.imagezarr.json")
+    env = {k: v for k, v in os.environ.items() if k != "ICECHUNK_LOG"}
+    cmd = [sys.executable, "-m", "imagezarr", "export", str(saved), "--format", "icechunk"]
+    r = subprocess.run(
+        [*cmd, "-o", str(tmp_path / "repo")], capture_output=True, text=True, env=env, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    assert "WARN" not in r.stderr
+    assert r.stderr == ""

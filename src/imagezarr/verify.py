@@ -14,6 +14,7 @@ Stat (or HEAD) every file and judge it with the one freshness check the store us
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Unpack
@@ -52,6 +53,7 @@ class VerifyReport:
     decoded: int
     problems: list[Problem] = field(default_factory=list)
     advice: str = ""
+    root_gone: bool = False  # the root folder itself is not there: moved without its images?
 
     @property
     def ok(self) -> bool:
@@ -156,4 +158,22 @@ def verify(
         )
         problems.extend(p for p in read_problems if p is not None)
         decoded = len(slots)
-    return VerifyReport(checked=n, decoded=decoded, problems=problems, advice=_advice(problems, n))
+    gone = _root_gone(opened, problems, n)
+    advice = _moved_advice(opened) if gone else _advice(problems, n)
+    return VerifyReport(n, decoded, problems, advice, root_gone=gone)
+
+
+def _root_gone(opened: Opened, problems: list[Problem], n: int) -> bool:
+    """Every file missing because the local root folder itself is not there."""
+    folder = getattr(opened.source, "path", None)
+    missing = sum(p.kind == "missing" for p in problems)
+    return bool(n) and missing == n and isinstance(folder, str) and not os.path.isdir(folder)
+
+
+def _moved_advice(opened: Opened) -> str:
+    folder = getattr(opened.source, "path", "")
+    return (
+        f"the root folder {folder!r} does not exist: was the manifest moved or copied without "
+        "its images? Pass the folder they are in now as root=... (--root FOLDER); "
+        "`imagezarr update` would record every file as removed."
+    )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 
 from ..access import Access
 from ..verify import verify as run_verify
+from ._advice import for_cli
 from ._common import console, lazy_progress, manifest_access
 
 
@@ -20,10 +22,11 @@ def verify(manifest: str, access: Access, decode: bool, checksum: bool, quiet: b
         access = access | Access(check="checksum")
     with lazy_progress("verifying", quiet=quiet) as progress:
         report = run_verify(manifest, decode=decode, access=access, progress=progress)  # type: ignore[arg-type]
-    for p in report.problems[:200]:
+    shown = [] if report.root_gone else report.problems  # all missing: the advice says why
+    for p in shown[:200]:
         console.print(f"[red]{p.kind:12}[/] {p.path}: {p.detail}", soft_wrap=True)
-    if len(report.problems) > 200:
-        console.print(f"... and {len(report.problems) - 200} more")
+    if len(shown) > 200:
+        console.print(f"... and {len(shown) - 200} more")
     how = f"{report.checked} files checked" + (f", {report.decoded} decoded" if decode else "")
     if report.ok:
         if not quiet:
@@ -33,9 +36,8 @@ def verify(manifest: str, access: Access, decode: bool, checksum: bool, quiet: b
     for p in report.problems:
         kinds[p.kind] = kinds.get(p.kind, 0) + 1
     counts = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
-    console.print(
-        f"[red]FAILED[/]: {how}; {counts}. `imagezarr update {manifest}` accepts the changes."
-    )
+    fix = "" if report.root_gone else f" `imagezarr update {manifest}` accepts the changes."
+    console.print(f"[red]FAILED[/]: {how}; {counts}.{fix}", soft_wrap=True)
     if report.advice:
-        console.print(f"[yellow]{report.advice}[/]", soft_wrap=True)
+        console.print(f"[yellow]{escape(for_cli(report.advice))}[/]", soft_wrap=True)
     raise click.exceptions.Exit(1)

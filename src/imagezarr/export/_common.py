@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -64,7 +64,11 @@ def check_output(
 def staged_dir(out: Path) -> Iterator[Path]:
     """A fresh folder beside ``out``; renamed onto ``out`` on success, removed on failure."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    # not tempfile.mkdtemp: it makes the folder 0700, and the export would keep that mode;
+    # os.mkdir gives the umask's mode, as every other folder the user makes (exclusive: a
+    # name already there raises, it is never shared)
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp.mkdir()
     try:
         yield tmp
         place(tmp, out)

@@ -140,7 +140,17 @@ def load_icechunk() -> tuple[Any, Any]:
     except ImportError as e:
         msg = "the icechunk export needs the icechunk package: pip install 'imagezarr[icechunk]'"
         raise ExportError(msg) from e
+    _quiet_storage_warnings(ic)
     return ic, LocalFileSystemAccess
+
+
+def _quiet_storage_warnings(ic: Any) -> None:
+    """Icechunk's Rust side logs WARN lines about concurrent commits and conditional PUTs to
+    stderr on every local write; an export is one process writing once (a second writer's
+    commit is caught as a ConflictError above), so they say nothing true to its user. Only
+    errors are shown, unless the user chose a filter with ICECHUNK_LOG."""
+    if "ICECHUNK_LOG" not in os.environ:
+        ic.set_logs_filter("error")
 
 
 def authorize(prefixes: Iterable[str]) -> dict[str, Any]:

@@ -276,3 +276,22 @@ def test_label_coordinates_are_numpy_so_groupby_works_with_dask(tmp_path):
     # with the engine by name, xarray chunks every coordinate; .compute() them, or use the above
     raw = xr.open_dataset(tmp_path / "m.imagezarr.json", engine="imagezarr", chunks={})
     assert not isinstance(raw["barcode"].data, np.ndarray)
+
+
+@pytest.mark.parametrize(
+    ("glob", "kept"),
+    [
+        ("*.png", ["a.png", "old/b.png", "old/x/c.png"]),  # a bare name: any depth, as before
+        ("./*.png", ["a.png"]),  # this folder only
+        ("old/*.png", ["old/b.png"]),
+        ("**/*.png", ["a.png", "old/b.png", "old/x/c.png"]),
+        ("old/**/*.png", ["old/b.png", "old/x/c.png"]),
+        ("./[!o]*.png", ["a.png"]),
+    ],
+)
+def test_glob_with_folders_stays_in_them(tmp_path, glob, kept):
+    from imagezarr.discover import discover
+
+    for name in ("a.png", "old/b.png", "old/x/c.png"):
+        write_image(tmp_path / name, np.zeros((4, 4), np.uint8))
+    assert [e.path for e in discover(tmp_path, glob=glob)] == kept

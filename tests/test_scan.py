@@ -22,7 +22,9 @@ def test_discover_recursive_hidden_skipped_case_insensitive(tmp_path):
     found = [e.path for e in discover(tmp_path, extensions={".png", ".jpg", ".tif"})]
     assert found == ["a/b/x.PNG", "a/y.jpg", "c.Tif"]
     assert [e.path for e in discover(tmp_path, glob="*.png")] == ["a/b/x.PNG"]
-    assert [e.path for e in discover(tmp_path, glob="a/*")] == ["a/b/x.PNG", "a/y.jpg"]
+    # a glob with a folder goes folder by folder: * stays in a/, ** goes any depth
+    assert [e.path for e in discover(tmp_path, glob="a/*")] == ["a/y.jpg"]
+    assert [e.path for e in discover(tmp_path, glob="a/**")] == ["a/b/x.PNG", "a/y.jpg"]
     entry = discover(tmp_path, glob="c.tif")[0]
     st = os.stat(tmp_path / "c.Tif")
     assert (entry.size, entry.mtime_ns) == (1, st.st_mtime_ns)

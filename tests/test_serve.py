@@ -583,3 +583,45 @@ def test_access_log_has_no_query_string(tmp_path, server, caplog):
             time.sleep(0.01)  # the line is written by the server's thread
     assert "GET /A1/zarr.json 200" in caplog.text
     assert "s3cret" not in caplog.text
+
+
+def raw(url: str, head: bytes) -> bytes:
+    """Send ``head`` as it is (bytes http.client would refuse); the status line back."""
+    import socket
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(head)
+        data = b""
+        while b"\r\n" not in data:
+            got = sock.recv(4096)
+            if not got:
+                break
+            data += got
+    return data.split(b"\r\n", 1)[0]
+
+
+def test_hostile_headers_get_4xx_or_the_whole_body_never_500(tmp_path, server):
+    m = psii(tmp_path)
+    url = server(m, codec="raw").url
+    whole = request(url, "/zarr.json")[2]
+    # a Range with thousands of digits, or with non-ASCII digits: malformed, the whole body
+    for value in ("bytes=" + "9" * 5000 + "-", "bytes=0-" + "9" * 5000):
+        status, _, body = request(url, "/zarr.json", headers={"Range": value})
+        assert status == 200, value
+        assert body == whole
+    arabic = "bytes=٠-٩".encode()  # Arabic-Indic digits, sent as UTF-8 bytes
+    head = b"GET /zarr.json HTTP/1.1\r\nHost: x\r\nRange: " + arabic + b"\r\n"
+    assert raw(url, head + b"Connection: close\r\n\r\n").startswith(b"HTTP/1.1 200")
+    assert request(url, "/zarr.json", headers={"Range": "bytes=99999999-"})[0] == 416
+    # a token byte that is no UTF-8: refused as any wrong token is
+    secret = server(m, codec="raw", token="s3cret").url
+    line = raw(
+        secret,
+        b"GET /zarr.json HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+    assert line.startswith(b"HTTP/1.1 401"), line
+    # a method the server does not know: 405, as for PUT
+    line = raw(url, b"CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert line.startswith(b"HTTP/1.1 405"), line

@@ -49,7 +49,42 @@ def _matcher(glob: str | None, extensions: Iterable[str]) -> re.Pattern[str]:
     if glob is None:
         exts = "|".join(re.escape(e.lower()) for e in sorted(extensions))
         return re.compile(rf".*(?:{exts})", re.IGNORECASE | re.DOTALL)
-    return re.compile(fnmatch.translate(glob), re.IGNORECASE)
+    if "/" not in glob:  # a bare name pattern: matched against the whole path, * crosses /
+        return re.compile(fnmatch.translate(glob), re.IGNORECASE)
+    return re.compile(path_glob(glob.removeprefix("./")), re.IGNORECASE | re.DOTALL)
+
+
+_GLOB_PARTS = re.compile(r"\*\*/|\*\*|\*|\?|\[[^\]/]+\]|.", re.DOTALL)
+
+
+def path_glob(glob: str) -> str:
+    """A glob with folders as a regex: ``*`` and ``?`` stay inside one folder, ``**/`` is any
+    number of folders (none included). Hand-written: ``glob.translate`` does this from
+    Python 3.13 on only.
+
+    >>> [bool(re.fullmatch(path_glob(g), "old/a.png")) for g in ("*.png", "**/*.png")]
+    [False, True]
+    """
+    out = []
+    for part in _GLOB_PARTS.findall(glob):
+        if part == "**/":
+            out.append("(?:.*/)?")
+        elif part == "**":
+            out.append(".*")
+        elif part == "*":
+            out.append("[^/]*")
+        elif part == "?":
+            out.append("[^/]")
+        elif part.startswith("[") and len(part) > 2:
+            inner = part[1:-1]
+            out.append(
+                "[^" + re.escape(inner[1:]) + "/]"
+                if inner[0] in "!^"
+                else "[" + re.escape(inner) + "]"
+            )
+        else:
+            out.append(re.escape(part))
+    return "".join(out)
 
 
 def visible(rel: str) -> bool:
@@ -89,8 +124,11 @@ def discover(
     """List the files below ``root`` (recursively, hidden files skipped) in path order.
 
     ``root`` is a :class:`~imagezarr.roots.Root` or a folder path. ``glob`` is matched
-    case-insensitively against the path relative to the root (``*`` also crosses folders);
-    without it, files whose extension is one of ``extensions`` are kept. A symbolic link to a
+    case-insensitively against the path relative to the root: a bare name pattern such as
+    ``*.png`` at any depth (``*`` crosses folders); one with a ``/`` folder by folder, ``*``
+    staying in one folder and ``**/`` any depth: ``./*.png`` is this folder only,
+    ``night*/*.png`` one level down, ``**/*.png`` any depth. Without it,
+    files whose extension is one of ``extensions`` are kept. A symbolic link to a
     file outside a local root is an error unless ``allow_outside_root``.
 
     Examples

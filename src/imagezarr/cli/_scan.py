@@ -117,7 +117,10 @@ def layout_options(command: Any) -> Any:
             "--pattern", help="Regex with named groups, e.g. '(?P<plant>\\w+)-(?P<frame>\\d+)'."
         ),
         click.option(
-            "--glob", help="Which files to consider (default: every known image extension)."
+            "--glob",
+            help="Which files to consider (default: every known image extension). '*.png' at "
+            "any depth; with a '/', folder by folder: './*.png' this folder only, "
+            "'**/*.png' any depth.",
         ),
         click.option(
             "--type",

@@ -16,6 +16,7 @@ import html
 import logging
 import os
 import re
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from urllib.parse import quote, unquote
@@ -38,7 +39,9 @@ _TOKEN = web.AppKey("token", str)
 _EXPOSE = "Content-Range, Content-Length, Content-Type, ETag, Last-Modified, Accept-Ranges"
 _ALLOW_HEADERS = "Range, Authorization, If-None-Match, If-Modified-Since, If-Range, Content-Type"
 _METHODS = "GET, HEAD, OPTIONS"
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# ASCII digits only (\d also takes "٠-٩"), at most 19 of them: a byte position past 2**63 is
+# no file's, and int() of a 4,300-digit string raises (Python's int-string limit)
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})", re.ASCII)
 _UNSATISFIABLE = (-1, -1)
 _BAD_IN_PART = ("/", "\\", "\x00")
 
@@ -63,7 +66,7 @@ def build_app(
     if workers is None:
         source = content.store.opened.source
         workers = source.workers if content.codec == "original" else (os.cpu_count() or 1)
-    app = web.Application()
+    app = web.Application(middlewares=[_known_methods])
     app[CONTENT] = content
     app[_POOL] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imagezarr-serve")
     if token is not None:
@@ -101,11 +104,28 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return web.Response(status=status, reason=reason, text=message + "\n", headers=headers)
 
 
+@web.middleware
+async def _known_methods(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """405 for any other method, before routing: CONNECT's target (``host:port``) is no
+    path, so no route matches it and it would be a 404."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        return _error(405, "read-only: GET, HEAD and OPTIONS only", {"Allow": _METHODS})
+    return await handler(request)
+
+
 def _authorized(request: web.Request, token: str) -> bool:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     given = value.strip() if scheme.lower() == "bearer" else request.query.get("token")
+    if given is None:
+        return False
+    try:  # a header byte that is no UTF-8 (aiohttp decodes headers as Latin-1 surrogates)
+        guess = given.encode()
+    except UnicodeEncodeError:
+        return False  # no token of ours: 401, not a 500
     # compare_digest: no timing hint about how much of a guess was right
-    return given is not None and hmac.compare_digest(given.encode(), token.encode())
+    return hmac.compare_digest(guess, token.encode())
 
 
 def _guard(request: web.Request, *, token: bool = True) -> web.Response | None:
@@ -307,6 +327,8 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     ((0, 10), (90, 100), (95, 100))
     >>> _byte_range("bytes=100-", 100), _byte_range("bytes=0-1,5-6", 100)
     ((-1, -1), None)
+    >>> _byte_range("bytes=" + "9" * 5000 + "-", 100), _byte_range("bytes=٠-٩", 100)
+    (None, None)
     """
     m = _RANGE.fullmatch(header.strip())
     if m is None or not (m[1] or m[2]):

@@ -625,3 +625,25 @@ def test_hostile_headers_get_4xx_or_the_whole_body_never_500(tmp_path, server):
     # a method the server does not know: 405, as for PUT
     line = raw(url, b"CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert line.startswith(b"HTTP/1.1 405"), line
+
+
+def test_error_bodies_name_files_relative_to_the_root_only(tmp_path, server, caplog):
+    m = psii(tmp_path)
+    url = server(m, codec="raw").url
+    node = m.node("")
+    idx = tuple(int(i) for i in np.argwhere(node.file_index >= 0)[0])
+    rel = m.files.paths[node.file_index[idx]]
+    secret = tmp_path / "outside" / "secret.png"
+    secret.parent.mkdir()
+    secret.write_bytes(b"not yours")
+    victim = Path(m.root) / rel
+    victim.unlink()
+    victim.symlink_to(secret)  # swapped for a link out of the root
+    with caplog.at_level("WARNING", logger="imagezarr.serve"):
+        status, resp, body = request(url, "/image/c/" + "/".join(map(str, idx)) + "/0/0")
+    assert status in (409, 500)
+    text = body.decode() + resp.reason
+    assert rel in text  # which file: relative to the root
+    for hidden in (str(tmp_path), str(secret), m.root):
+        assert hidden not in text, hidden
+    assert str(secret) in caplog.text  # the whole story is in the server's log

@@ -104,6 +104,23 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return web.Response(status=status, reason=reason, text=message + "\n", headers=headers)
 
 
+# "resolves to '/etc/passwd', outside the root '/srv/data'": where a link points, and where
+# the root is, are the server's business (/zarr.json hides the root on purpose)
+_LOCATIONS = re.compile(r"(resolves to|points to|outside(?: the root)?|under) '[^']*'")
+
+
+def _public(request: web.Request, error: Exception) -> str:
+    """The error as a client may see it: file names relative to the root, no absolute path
+    and no link target (the whole message goes to the server's log instead)."""
+    message = str(error)
+    ACCESS_LOG.warning("%s", message)
+    store = request.app[CONTENT].store
+    for top in {store.manifest.root, getattr(store.opened.source, "path", "")}:
+        if top:
+            message = message.replace(top.rstrip("/") + "/", "").replace(top, "<root>")
+    return _LOCATIONS.sub(lambda m: f"{m[1]} a place not shown", message)
+
+
 @web.middleware
 async def _known_methods(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -166,7 +183,7 @@ async def _handle_view(request: web.Request) -> web.StreamResponse:
         return _error(400, str(e))
     except ChunkReadError as e:
         conflict = isinstance(e, SourceChangedError) or isinstance(e.__cause__, FileNotFoundError)
-        return _error(409 if conflict else 500, str(e))
+        return _error(409 if conflict else 500, _public(request, e))
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
@@ -182,7 +199,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         # changed or missing: the folder no longer matches the manifest (409); else the
         # file cannot be read or decoded (500). Never 404, which zarr would read as zeros.
         conflict = isinstance(e, SourceChangedError) or isinstance(e.__cause__, FileNotFoundError)
-        return _error(409 if conflict else 500, str(e))
+        return _error(409 if conflict else 500, _public(request, e))
 
 
 def _preflight(request: web.Request) -> web.Response:

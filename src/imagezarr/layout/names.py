@@ -21,7 +21,7 @@ import re
 import shlex
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 
 from .match import day
@@ -176,16 +176,7 @@ def propose(paths: Sequence[str], *, sample: int = SAMPLE) -> Proposal:
 
 
 def _with_left_out(proposal: Proposal, missed: Sequence[str]) -> Proposal:
-    if len(missed) == proposal.left_out and not missed:
-        return proposal
-    return Proposal(
-        proposal.pattern,
-        proposal.types,
-        proposal.derived,
-        proposal.fields,
-        left_out=len(missed),
-        examples_left_out=tuple(missed[:3]),
-    )
+    return replace(proposal, left_out=len(missed), examples_left_out=tuple(missed[:3]))
 
 
 def _spread(paths: Sequence[str], n: int) -> Sequence[str]:
@@ -218,14 +209,12 @@ def _tokens(part: str) -> list[_Token]:
 
 def _datetime_format(m: re.Match[str]) -> str | None:
     """The strptime format of a date/time match, or None when it is no real date."""
-    _, s1, month, dd, tsep, hh, s2, _, _, fsep, frac = m.groups()
+    _, s1, _, _, tsep, hh, s2, _, _, fsep, frac = m.groups()
     fmt = f"%Y{s1}%m{s1}%d"
     if hh is not None:
         fmt += f"{tsep}%H{s2}%M{s2}%S" + (f"{fsep}%f" if frac else "")
-    elif not s1 and not (1 <= int(month) <= 12 and 1 <= int(dd) <= 31):
-        return None
     try:
-        datetime.strptime(m.group(0), fmt.replace("%%", "%"))
+        datetime.strptime(m.group(0), fmt)
     except ValueError:
         return None  # 20201399: digits, not a date
     return fmt
@@ -256,10 +245,11 @@ def _split(path: str) -> tuple[list[list[_Token]], str]:
 
 def _propose(paths: Sequence[str]) -> Proposal:
     split = [_split(p) for p in paths]
-    shapes = Counter(_shape(parts) for parts, _ in split)
+    kinds = [_shape(parts) for parts, _ in split]
+    shapes = Counter(kinds)
     (shape, count), *others = shapes.most_common()
     if others and count < len(paths) * MAJORITY:
-        examples = [p for p, (parts, _) in zip(paths, split, strict=True) if _shape(parts) != shape]
+        examples = [p for p, k in zip(paths, kinds, strict=True) if k != shape]
         return Proposal(
             None,
             why=(
@@ -267,7 +257,7 @@ def _propose(paths: Sequence[str]) -> Proposal:
                 f"{examples[0]!r}), none shared by {MAJORITY:.0%} of the files"
             ),
         )
-    keep = [i for i, (parts, _) in enumerate(split) if _shape(parts) == shape]
+    keep = [i for i, k in enumerate(kinds) if k == shape]
     rows = [split[i][0] for i in keep]
     exts = sorted({split[i][1] for i in keep})
     return _build(rows, exts, left_out=len(paths) - len(keep))
@@ -340,24 +330,20 @@ def _slot(p: int, t: int, tok: _Token, toks: list[_Token], values: list[str]) ->
     if tok.kind == "time":
         return _Slot(p, t, values, "time", tok.fmt, _time_regex(tok.fmt), type=tok.fmt)
     regex = ""
-    prefix = ""
+    constant: list[str | None] = []  # each run's text where every name has the same one
     kinds = [_run_kind(r) for r in tok.runs]
     for k, kind in enumerate(kinds):
         runs = {x.runs[k] for x in toks}
-        if len(runs) == 1:
-            run = runs.pop()
-            regex += _literal(run)
-            if k == 0 and kind == "L":
-                prefix = run
-            continue
-        regex += {"D": "[0-9]+", "L": r"[^\W\d_]+"}.get(kind, r"[^\W_]+")
+        constant.append(runs.pop() if len(runs) == 1 else None)
+        if constant[-1] is not None:
+            regex += _literal(constant[-1])
+        else:
+            regex += {"D": "[0-9]+", "L": r"[^\W\d_]+"}.get(kind, r"[^\W_]+")
     ftype = "str"
     if kinds == ["D"] and len({int(v) for v in values}) == len(set(values)):
         ftype = "int"  # "007" and "7" would become one label: such a field stays text
-    slot = _Slot(p, t, values, "word", "", regex, prefix=prefix, type=ftype)
-    if not (len(kinds) == 2 and kinds == ["L", "D"] and prefix):
-        slot.prefix = ""
-    return slot
+    prefix = (constant[0] or "") if kinds == ["L", "D"] else ""  # "s" of s2
+    return _Slot(p, t, values, "word", "", regex, prefix=prefix, type=ftype)
 
 
 def _time_regex(fmt: str) -> str:
@@ -440,14 +426,14 @@ def _wells(values: Sequence[str]) -> bool:
     return ok and (len({v[0] for v in values}) > 1 or values[0][0] <= "H")
 
 
-def _psii_names(slots: list[_Slot], nparts: int, rows: list[list[list[_Token]]]) -> bool:
+def _psii_names(slots: list[_Slot], nparts: int, rows: list[list[list[_Token]]]) -> None:
     """PlantCV's PSII file names, ``<barcode>-doi-<timestamp>-<step>-<frame>``: the
     founding convention of this project's first users, named as PlantCV names them."""
     stem = rows[0][nparts - 1]
     words = [t for t in stem if t.kind != "sep"]
     texts = [t.text.lower() for t in words]
     if len(words) != 5 or texts[1] != "doi" or words[2].kind != "time":
-        return False
+        return
     names = {0: "barcode", 2: "timestamp", 3: "param", 4: "frame"}
     index = [i for i, t in enumerate(stem) if t.kind != "sep"]
     for s in slots:
@@ -456,7 +442,6 @@ def _psii_names(slots: list[_Slot], nparts: int, rows: list[list[list[_Token]]])
             s.name = names.get(which, "")
             if which == 4 and s.type == "str" and all(v.isdigit() for v in s.values):
                 s.type = "int"
-    return True
 
 
 def _identifier(name: str) -> str:
@@ -482,8 +467,8 @@ def _runs(slots: list[_Slot]) -> dict[str, str]:
     dates = [s for s in slots if s.kind == "time" and "%H" not in s.fmt]
     for d in dates:
         if len(set(zip(d.values, runs, strict=True))) == len(set(d.values)) == len(set(runs)):
-            if d.name == "date":
-                d.name = word if word not in {s.name for s in slots} else d.name
+            if d.name == "date" and word not in {s.name for s in slots}:
+                d.name = word
             return {}
     others = [s for s in slots if s is not stamp]
     keys = {tuple(s.values[i] for s in others) for i in range(len(times))}

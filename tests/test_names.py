@@ -287,6 +287,9 @@ def test_label_coordinates_are_numpy_so_groupby_works_with_dask(tmp_path):
         ("**/*.png", ["a.png", "old/b.png", "old/x/c.png"]),
         ("old/**/*.png", ["old/b.png", "old/x/c.png"]),
         ("./[!o]*.png", ["a.png"]),
+        ("./[a-c]*.png", ["a.png"]),  # a range, not the three characters a, - and c
+        ("[b-d]*/*.png", []),  # a folder b..d: none ("old" starts with o)
+        ("[n-p]*/*.png", ["old/b.png"]),
     ],
 )
 def test_glob_with_folders_stays_in_them(tmp_path, glob, kept):

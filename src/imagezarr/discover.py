@@ -76,12 +76,11 @@ def path_glob(glob: str) -> str:
         elif part == "?":
             out.append("[^/]")
         elif part.startswith("[") and len(part) > 2:
-            inner = part[1:-1]
-            out.append(
-                "[^" + re.escape(inner[1:]) + "/]"
-                if inner[0] in "!^"
-                else "[" + re.escape(inner) + "]"
-            )
+            # ranges such as a-z stay ranges (re.escape would make "-" a literal); only a
+            # backslash needs escaping inside a class
+            inner = part[1:-1].replace("\\", "\\\\")
+            negated = inner[0] in "!^"
+            out.append("[^" + inner[1:] + "/]" if negated else "[" + inner + "]")
         else:
             out.append(re.escape(part))
     return "".join(out)

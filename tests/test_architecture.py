@@ -159,5 +159,5 @@ def test_scan_and_inspect_share_one_set_of_layout_keywords() -> None:
     with pytest.raises(TypeError, match="unknown keyword 'patern'; the layout keywords are"):
         imagezarr.inspect(".", patern="x")
     source = (SRC.parent.parent / "src" / "imagezarr" / "api.py").read_text(encoding="utf-8")
-    body = source[source.index("def scan(") : source.index("def update(")]
+    body = source[source.index("def scan(") : source.index("def open_store(")]
     assert "gather(" not in body  # the scan's steps live in scanning, not in the API

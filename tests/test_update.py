@@ -224,15 +224,15 @@ def test_watch_events_need_a_local_folder_and_watchfiles(psii, tmp_path, monkeyp
     images, _ = psii
     scanned = imagezarr.scan(images, **PSII)
     m = imagezarr.open_manifest(scanned)
-    assert imagezarr.api.watches_events(m, False) is None
+    assert imagezarr.updating.watches_events(m, False) is None
     remote = imagezarr.open_manifest(dataclasses.replace(scanned, root="s3://lab/exp"))
-    assert imagezarr.api.watches_events(remote) is None  # a bucket: polling only
+    assert imagezarr.updating.watches_events(remote) is None  # a bucket: polling only
     with pytest.raises(ValueError, match="a remote root reports no file-system events"):
-        imagezarr.api.watches_events(remote, True)
+        imagezarr.updating.watches_events(remote, True)
     monkeypatch.setitem(__import__("sys").modules, "watchfiles", None)  # not installed
-    assert imagezarr.api.watches_events(m) is None
+    assert imagezarr.updating.watches_events(m) is None
     with pytest.raises(ImportError, match=r"pip install imagezarr\[watch\]"):
-        imagezarr.api.watches_events(m, True)
+        imagezarr.updating.watches_events(m, True)
     out = scanned.save(tmp_path / "exp.imagezarr.json")
     assert main(["update", str(out), "--watch", "--events"]) == 2
 
@@ -241,7 +241,7 @@ def test_cli_watch_stops_on_ctrl_c(psii, tmp_path, monkeypatch, capsys):
     images, _ = psii
     out = imagezarr.scan(images, **PSII).save(tmp_path / "exp.imagezarr.json")
 
-    watches_events = imagezarr.api.watches_events
+    watches_events = imagezarr.updating.watches_events
 
     def interrupted(manifest, **kwargs):  # the start of a real watch, then Ctrl-C
         kwargs["on_start"](watches_events(imagezarr.open_manifest(manifest), kwargs["events"]))

@@ -36,6 +36,7 @@ __all__ = [
     "ImageZarrError",
     "InconsistentImagesError",
     "LayoutError",
+    "ManifestChangedError",
     "ManifestError",
     "ManifestVersionError",
     "PatternMismatchError",
@@ -96,6 +97,11 @@ class ManifestVersionError(ManifestError):
 
 class UnsafePathError(ManifestError):
     """A manifest entry points outside the dataset root."""
+
+
+class ManifestChangedError(ManifestError):
+    """The manifest file was replaced by another process (another ``update``, a ``watch``)
+    while this one was working from it; nothing was saved."""
 
 
 class ChunkReadError(ImageZarrError, OSError):

@@ -99,6 +99,8 @@ def update(
             client=scheduler,
             removed=removed,  # type: ignore[arg-type]
             progress=progress,  # type: ignore[arg-type]
+            save=False if dry_run else (output or True),
+            force=force,
         )
     for what, paths in (
         ("added", diff.added),
@@ -122,17 +124,19 @@ def update(
         f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed, "
         f"{diff.unchanged} unchanged{retimed}"
     )
+    if diff.redone:
+        console.print(
+            f"another process saved {manifest} while this update ran: made again from its "
+            f"save ({diff.redone}x), so nothing it recorded is lost",
+            soft_wrap=True,
+        )
     if dry_run:
         return
-    if not diff.any and output is None:  # the manifest already says it all: leave it be
+    if not diff.any and output is None:  # the manifest already says it all: left be
         console.print(f"nothing changed: {manifest} left as it was", soft_wrap=True)
         return
-    # replacing the manifest where it already is needs no permission; a new output does
-    out = new.save(
-        output or manifest, force=force or output is None, storage_options=access.storage_options
-    )
     if not quiet:
-        echo_tree(summary_tree(new, title=str(out)))
+        echo_tree(summary_tree(new, title=str(output or manifest)))
 
 
 def _watch(

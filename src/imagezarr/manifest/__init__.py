@@ -6,6 +6,7 @@ every field is type- and range-checked before use, and file entries may not leav
 
 from __future__ import annotations
 
+from ._guard import lock_path, read_stamp, save_replacing, stamp_of
 from ._load import ManifestLike, check_codecs, from_json, load_manifest
 from ._model import (
     FORMAT,
@@ -33,5 +34,9 @@ __all__ = [
     "emptied_labels",
     "from_json",
     "load_manifest",
+    "lock_path",
     "open_manifest",
+    "read_stamp",
+    "save_replacing",
+    "stamp_of",
 ]

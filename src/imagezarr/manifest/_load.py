@@ -38,10 +38,11 @@ from ..roots import (
     read_location,
     root_url,
 )
+from ._guard import stamp_of
 from ._model import FORMAT, VERSION, Manifest
 from ._values import INT64, NAME_CHARS, PALETTE, parse_value, unplain, zstd_content_size
 
-__all__ = ["ManifestLike", "check_codecs", "from_json", "load_manifest"]
+__all__ = ["ManifestLike", "check_codecs", "from_json", "load_manifest", "read_manifest"]
 
 _ETAG = re.compile(r"[^\x00]{0,1024}", re.S)
 _CHECKSUM = re.compile(r"(?:xxh3:[0-9a-f]{16})?")
@@ -90,7 +91,12 @@ def load_manifest(
     :class:`ManifestVersionError` for an unknown version and :class:`UnsafePathError` for an
     entry that leaves the root (unless ``allow_outside_root``).
     """
-    how = Access.of(access, options)
+    return read_manifest(path, Access.of(access, options))[0]
+
+
+def read_manifest(path: str | os.PathLike[str], how: Access) -> tuple[Manifest, str]:
+    """:func:`load_manifest`, and the stamp of the bytes it was read from (what a save that
+    must not replace another process's save compares)."""
     name = os.fspath(path)
     try:
         raw = read_location(name, how.options)
@@ -103,7 +109,8 @@ def load_manifest(
     except (ValueError, RecursionError) as e:
         msg = f"{name!r} is not a JSON manifest: {e}"
         raise ManifestError(msg) from e
-    return from_json(doc, base=where, name=name, root=how.root, allow_outside_root=how.outside)
+    m = from_json(doc, base=where, name=name, root=how.root, allow_outside_root=how.outside)
+    return m, stamp_of(raw)
 
 
 ManifestLike = Manifest | str | os.PathLike[str]

@@ -152,6 +152,14 @@ class Manifest:
         >>> out.name
         'exp.imagezarr.json'
         """
+        target, data = self.encoded(path, absolute_root=absolute_root, force=force)
+        out = write_location(target, data, storage_options)
+        return out if is_url(out) else Path(out)
+
+    def encoded(
+        self, path: str | os.PathLike[str], *, absolute_root: bool = False, force: bool = False
+    ) -> tuple[str, bytes]:
+        """Where :meth:`save` would write (absolute path or URL) and the bytes it would write."""
         target = root_url(path)
         if not force and is_inside(target, self.root):
             msg = (
@@ -162,8 +170,7 @@ class Manifest:
         recorded = (
             root_url(self.root) if absolute_root else relative_root(self.root, parent_of(target))
         )
-        out = write_location(target, _dumps(self.to_json(root=recorded)), storage_options)
-        return out if is_url(out) else Path(out)
+        return target, _dumps(self.to_json(root=recorded))
 
 
 def _dumps(doc: dict[str, Any]) -> bytes:
@@ -250,6 +257,7 @@ class FileDiff:
     retimed: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()  # present but undecodable, made holes on request
     labels: tuple[str, ...] = ()  # labels (and groups) left without files, and where they went
+    redone: int = 0  # times a saving update was made again: another process had saved first
 
     @property
     def any(self) -> bool:

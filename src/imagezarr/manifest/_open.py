@@ -7,13 +7,12 @@ This is the one place that decides how a manifest is reached; every verb calls
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from typing import Unpack
 
 from ..access import Access, AccessKeywords
 from ..roots import Check, Root, is_url, open_root, root_url
-from ._load import ManifestLike, load_manifest
+from ._load import ManifestLike, read_manifest
 from ._model import Manifest
 
 __all__ = ["Opened", "open_manifest"]
@@ -33,6 +32,10 @@ class Opened:
     manifest: Manifest
     access: Access
     source: Root
+    #: where the manifest was read from (absolute path or URL); None for a manifest object
+    origin: str | None = None
+    #: the stamp of the bytes it was read from (see ``manifest._guard``); None likewise
+    stamp: str | None = None
 
     @property
     def check(self) -> Check:
@@ -56,8 +59,9 @@ class Opened:
             return self
         reach = ("root", "storage_options", "allow_outside_root")
         if all(getattr(merged, k) == getattr(self.access, k) for k in reach):
-            return Opened(self.manifest, merged, self.source)
-        return open_manifest(self.manifest, merged)
+            return replace(self, access=merged)
+        again = open_manifest(self.manifest, merged)
+        return replace(again, origin=self.origin, stamp=self.stamp)
 
 
 def open_manifest(
@@ -77,12 +81,14 @@ def open_manifest(
     how = Access.of(access, options)
     if isinstance(manifest, Opened):
         return manifest.with_access(how)
+    origin = stamp = None
     if isinstance(manifest, Manifest):
         m = manifest if how.root is None else replace(manifest, root=root_url(how.root))
         remote_manifest = False
     else:
-        m = load_manifest(manifest, access=how)
-        remote_manifest = is_url(os.fspath(manifest))
+        m, stamp = read_manifest(manifest, how)
+        origin = root_url(manifest)
+        remote_manifest = is_url(origin)
     remote_root = is_url(m.root)
     if how.storage_options and not (remote_root or remote_manifest):
         msg = (
@@ -91,4 +97,4 @@ def open_manifest(
         )
         raise ValueError(msg)
     root = open_root(m.root, how.options if remote_root else None, allow_outside_root=how.outside)
-    return Opened(m, how, root)
+    return Opened(m, how, root, origin, stamp)

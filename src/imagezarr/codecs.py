@@ -93,6 +93,15 @@ class _Checked:
     def _decode_raw(self, data: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def reduced(self, data: np.ndarray, factor: int) -> tuple[np.ndarray, int] | None:
+        """The image decoded at ``1/scale`` of its size for a thumbnail reduced ``factor``
+        times, and that scale (a divisor of ``factor``); None where the format cannot.
+
+        JPEG's DCT scaling and JPEG 2000's resolution levels skip the full-size work
+        (memory and time): a thumbnail of a 6000 x 4000 JPEG decodes 750 x 500 pixels.
+        """
+        return None
+
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
         source = getattr(chunk_bytes, "source", None) or "a chunk"
         try:
@@ -155,6 +164,20 @@ class Jpeg(_Checked, icz.Jpeg):
             fancyupsampling=self.fancyupsampling,
         )
 
+    def reduced(self, data: np.ndarray, factor: int) -> tuple[np.ndarray, int] | None:
+        scale = _power_of_two(factor, 8)  # libjpeg-turbo scales by 1/2, 1/4 and 1/8
+        if scale == 1 or self.header is not None:
+            return None
+        decoded = imagecodecs.jpeg8_decode(
+            data,
+            tables=self.tables,
+            colorspace=self.colorspace_jpeg,
+            outcolorspace=self.colorspace_data,
+            fancyupsampling=self.fancyupsampling,
+            scale=scale,
+        )
+        return decoded, scale
+
 
 class Tiff(_Checked, icz.Tiff):
     def _decode_raw(self, data: np.ndarray) -> np.ndarray:
@@ -187,6 +210,25 @@ class Jpeg2k(_Checked, icz.Jpeg2k):
             verbose=self.verbose,
             numthreads=self.numthreads,
         )
+
+    def reduced(self, data: np.ndarray, factor: int) -> tuple[np.ndarray, int] | None:
+        scale = _power_of_two(factor, 32)
+        if scale == 1 or self.planar:
+            return None
+        try:
+            decoded = imagecodecs.jpeg2k_decode(
+                data, skipres=self.skipres + scale.bit_length() - 1, numthreads=self.numthreads
+            )
+        except imagecodecs.Jpeg2kError:  # fewer resolution levels than asked for
+            return None
+        return decoded, scale
+
+
+def _power_of_two(factor: int, most: int) -> int:
+    """The largest power of two that divides ``factor`` and is <= ``most``: the reduced image,
+    box-averaged by the rest of the factor, then has the thumbnail's size exactly."""
+    factor = max(1, factor)
+    return min(most, factor & -factor)
 
 
 class Jpegxl(_Checked, icz.Jpegxl):

@@ -24,12 +24,14 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype, cpu
 
+from . import limits
 from .access import Access, AccessKeywords, OnError
 from .codecs import SourceBuffer, pin_codecs, prefer_fused_pipeline, warn_filled
-from .errors import ChunkReadError, SourceChangedError
+from .errors import ChunkDecodeError, ChunkReadError, ProbeError, SourceChangedError
 from .hierarchy import ChunkMap, build_metadata
 from .layout import natural_key
 from .manifest import Manifest, ManifestLike, Opened, check_codecs, open_manifest
+from .probe import probe_bytes
 from .roots import (
     READ_ERRORS,
     ChangedWhileReading,
@@ -205,6 +207,7 @@ class ImageZarrStore(Store):
                 f"pixels that may be wrong; {_FIX}.{hint}"
             )
             raise SourceChangedError(msg, path=entry.path)
+        _refuse_bomb(entry.path, data)
         return SourceBuffer.of(data, entry.path, fill=self._fill)
 
     def _filled(self, error: ChunkReadError) -> None:
@@ -332,6 +335,22 @@ class ImageZarrStore(Store):
     def delete_sync(self, key: str) -> None:
         """Refused: the store is read-only."""
         self._check_writable()
+
+
+def _refuse_bomb(path: str, data: bytes) -> None:
+    """ChunkDecodeError when the bytes' header declares more pixels than the budget.
+
+    The scan checked the file, but a file swapped since (with the same size, or with no
+    check) could be a decompression bomb; its header is read before any pixel is decoded.
+    """
+    try:
+        info = probe_bytes(data, name=path, budget=False)
+    except ProbeError:
+        return  # not an image header we know: the decoder says what is wrong with it
+    why = limits.over_budget(info.shape, info.dims)
+    if why is not None:
+        msg = f"{path}: {why}; refusing to decode it"
+        raise ChunkDecodeError(msg, path=path)
 
 
 def _answer(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import traceback
 
@@ -90,10 +91,21 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More logging; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Pixels one image may declare before it is refused undecoded (decompression-bomb "
+    "guard; default 178956970 or $IMAGEZARR_MAX_PIXELS; 0: no budget).",
+)
 @click.version_option(__version__, prog_name="imagezarr")
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+def cli(ctx: click.Context, verbose: int, quiet: bool, max_pixels: int | None) -> None:
     """A virtual, labeled Zarr hierarchy over existing folders of image files."""
+    if max_pixels is not None:
+        # the environment, not a module setting: dask workers and server threads see it too
+        os.environ["IMAGEZARR_MAX_PIXELS"] = str(max_pixels)
     # INFO only when asked: the summary is the output, log lines are for -v
     level = (
         logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]

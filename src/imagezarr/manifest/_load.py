@@ -21,6 +21,7 @@ from typing import Any, NoReturn, Unpack
 import imagecodecs
 import numpy as np
 
+from .. import limits
 from ..access import Access, AccessKeywords
 from ..discover import FileTable
 from ..errors import LayoutError, ManifestError, ManifestVersionError, UnsafePathError
@@ -444,7 +445,10 @@ class _Validator:
         )
         palette = self.typed(doc.get("palette", ""), str, f"{where} palette")
         self.check(PALETTE.fullmatch(palette) is not None, f"{where}: palette {palette!r}")
-        return ImageInfo(fmt, shape, dtype, codec, axes, palette)
+        info = ImageInfo(fmt, shape, dtype, codec, axes, palette)
+        why = limits.over_budget(shape, info.dims)
+        self.check(why is None, f"{where}: its image {why}")
+        return info
 
     def codec(self, doc: Any, where: str, fmt: str) -> dict[str, Any]:
         """The image codec: one the probes emit, for the image's format, configured with plain

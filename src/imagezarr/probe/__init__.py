@@ -29,13 +29,21 @@ import os
 import struct
 from collections.abc import Callable
 
-from imagezarr import formats
-from imagezarr.errors import ProbeError
+from imagezarr import formats, limits
+from imagezarr.errors import ProbeError, UnsupportedImageError
 from imagezarr.formats import detect_format
 from imagezarr.probe import _png
 from imagezarr.probe._common import HEAD_SIZE, ImageInfo, Source
 
-__all__ = ["EXTENSIONS", "ImageInfo", "detect_format", "probe", "probe_bytes", "probe_file"]
+__all__ = [
+    "EXTENSIONS",
+    "ImageInfo",
+    "budgeted",
+    "detect_format",
+    "probe",
+    "probe_bytes",
+    "probe_file",
+]
 
 EXTENSIONS = formats.EXTENSIONS
 
@@ -45,7 +53,11 @@ _PROBES: dict[str, Callable[[Source], ImageInfo]] = {
 
 
 def probe(
-    read: Callable[[int, int], bytes], *, size: int | None = None, name: str = "<bytes>"
+    read: Callable[[int, int], bytes],
+    *,
+    size: int | None = None,
+    name: str = "<bytes>",
+    budget: bool = True,
 ) -> ImageInfo:
     """Return format, decoded shape, dtype and zarr codec of one image from its header.
 
@@ -57,6 +69,8 @@ def probe(
         The file size, when known.
     name : str
         The file name used in error messages.
+    budget : bool
+        Refuse an image over the pixel budget (:mod:`imagezarr.limits`); False reports it.
 
     Raises
     ------
@@ -74,7 +88,8 @@ def probe(
         raise ProbeError(msg, path=name)
     found = _png.read_head(head)  # the commonest format gets a lean path
     if found is not None:
-        return _png.png_info(*found)
+        info = _png.png_info(*found)
+        return _within_budget(info, name) if budget else info
     fmt = detect_format(head)
     if fmt is None:
         msg = (
@@ -87,10 +102,25 @@ def probe(
         )
     src = Source(read, head, size, name)
     try:
-        return _PROBES[fmt](src)
+        info = _PROBES[fmt](src)
     except (struct.error, IndexError, ZeroDivisionError) as exc:
         msg = f"{name}: corrupt {fmt} header ({exc})"
         raise ProbeError(msg, path=name) from exc
+    return _within_budget(info, name) if budget else info
+
+
+def budgeted(info: ImageInfo) -> ImageInfo | str:
+    """``info``, or why its image is over the pixel budget (:mod:`imagezarr.limits`)."""
+    why = limits.over_budget(info.shape, info.dims)
+    return info if why is None else why
+
+
+def _within_budget(info: ImageInfo, name: str) -> ImageInfo:
+    why = limits.over_budget(info.shape, info.dims)
+    if why is not None:
+        msg = f"{name}: {why}"
+        raise UnsupportedImageError(msg, path=name)
+    return info
 
 
 def probe_file(path: str | os.PathLike[str]) -> ImageInfo:
@@ -110,9 +140,12 @@ def probe_file(path: str | os.PathLike[str]) -> ImageInfo:
         raise ProbeError(msg, path=name) from exc
 
 
-def probe_bytes(data: bytes, *, name: str = "<bytes>") -> ImageInfo:
+def probe_bytes(data: bytes, *, name: str = "<bytes>", budget: bool = True) -> ImageInfo:
     """Probe an in-memory image."""
     view = memoryview(data)
     return probe(
-        lambda offset, length: bytes(view[offset : offset + length]), size=len(data), name=name
+        lambda offset, length: bytes(view[offset : offset + length]),
+        size=len(data),
+        name=name,
+        budget=budget,
     )

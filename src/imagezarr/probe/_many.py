@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import ProbeError
+from ..errors import ProbeError, UnsupportedImageError
 from ..executor import Executor, Progress
 from ..roots import READ_ERRORS, FileEntry, Root, error_text
-from . import probe
+from . import budgeted, probe
 from ._common import HEAD_SIZE, ImageInfo
 from ._png import png_info, read_head
 
@@ -23,7 +23,7 @@ Result = ImageInfo | ProbeError
 PngHead = tuple[int, int, int, int]
 
 
-def _probe_file(root: Root, entry: FileEntry, memo: dict[PngHead, ImageInfo]) -> Result:
+def _probe_file(root: Root, entry: FileEntry, memo: dict[PngHead, ImageInfo | str]) -> Result:
     """Probe one file, with a lean path for well-formed PNGs.
 
     A small PNG's probe is a few microseconds of Python; the general path's closures, bounded
@@ -37,7 +37,9 @@ def _probe_file(root: Root, entry: FileEntry, memo: dict[PngHead, ImageInfo]) ->
         if head and (found := read_head(head)) is not None:
             info = memo.get(found)
             if info is None:
-                info = memo[found] = png_info(*found)
+                info = memo[found] = budgeted(png_info(*found))
+            if isinstance(info, str):
+                return UnsupportedImageError(f"{rel}: {info}", path=rel)
             return info
 
         def read(offset: int, length: int) -> bytes:
@@ -56,7 +58,7 @@ def _probe_batch(root: Root, entries: Sequence[FileEntry]) -> list[Result]:
     """Probe a batch of files; a module-level function so dask workers can run it."""
     # files of one batch sharing a header share one ImageInfo: a frozen value, and arrange
     # then compares each distinct one once
-    memo: dict[PngHead, ImageInfo] = {}
+    memo: dict[PngHead, ImageInfo | str] = {}
     return [_probe_file(root, e, memo) for e in entries]
 
 

@@ -26,6 +26,13 @@ from ._http import ACCESS_LOG, CONTENT, AccessLogger, build_app, protected
 __all__ = ["Server", "make_app", "serve", "start"]
 
 _SHUTDOWN = 2.0  # seconds in-flight requests get when the server stops
+# A client must send a request's headers within IDLE_TIMEOUT of connecting or of its last
+# response, or be disconnected: aiohttp's keep-alive timer does exactly this (it is armed at
+# connect and not pushed back by bytes that do not complete a request), so a slow client
+# dribbling headers byte by byte is dropped like an idle one. aiohttp's default is an hour.
+IDLE_TIMEOUT = 20.0  # as Apache's RequestReadTimeout header=20
+MAX_CONNECTIONS = 512  # beyond this, new connections are closed at once
+_LIMITS = web.AppKey("limits", tuple)
 
 
 def make_app(
@@ -37,6 +44,8 @@ def make_app(
     workers: int | None = None,
     ome: bool = True,
     consolidated: bool | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
     **options: Unpack[AccessKeywords],
 ) -> web.Application:
     """An aiohttp application serving a manifest as a read-only Zarr v3 hierarchy.
@@ -66,6 +75,11 @@ def make_app(
     consolidated
         Consolidated metadata in the root ``zarr.json`` (default: for decoded codecs only,
         see :class:`~imagezarr.serve._content.Content`).
+    idle_timeout
+        Seconds a connection may take to send a request's headers, counted from when it
+        opened or got its last response; slower or idle connections are closed.
+    max_connections
+        Open connections at most; more are closed as they arrive.
 
     Examples
     --------
@@ -80,18 +94,49 @@ def make_app(
         pipeline=None,  # zarr's pipelines are not used: leave the user's config alone
         **options,
     )
+    if not (idle_timeout > 0 and max_connections > 0):
+        msg = "idle_timeout and max_connections must be positive"
+        raise ValueError(msg)
     content = Content(store, codec, ome=ome, consolidated=consolidated)
-    return build_app(content, token=token, workers=workers)
+    app = build_app(content, token=token, workers=workers)
+    app[_LIMITS] = (float(idle_timeout), int(max_connections))
+    return app
+
+
+class _Runner(web.AppRunner):
+    """aiohttp's runner with a cap on open connections."""
+
+    def __init__(self, app: web.Application, most: int, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._most = most
+
+    async def setup(self) -> None:
+        await super().setup()
+        server = self.server
+        assert server is not None
+        admit = server.connection_made
+
+        # aiohttp has no connection limit of its own; its Server is told of each connection
+        # (RequestHandler.connection_made), which is where one over the cap is closed
+        def connection_made(handler: Any, transport: Any) -> None:
+            admit(handler, transport)
+            if len(server.connections) > self._most:
+                transport.close()
+
+        server.connection_made = connection_made  # type: ignore[method-assign]
 
 
 def _runner(app: web.Application) -> web.AppRunner:
+    idle, most = app.get(_LIMITS, (IDLE_TIMEOUT, MAX_CONNECTIONS))
     # signals stay with the caller (asyncio.run turns Ctrl-C into a cancellation)
-    return web.AppRunner(
+    return _Runner(
         app,
+        most,
         access_log_class=AccessLogger,
         access_log=ACCESS_LOG,
         handle_signals=False,
         shutdown_timeout=_SHUTDOWN,
+        keepalive_timeout=idle,
     )
 
 

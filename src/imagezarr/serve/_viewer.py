@@ -180,10 +180,15 @@ def render(
 ) -> tuple[bytes, dict[str, str]]:
     """The PNG of one file's bytes ``raw`` and headers with its value range. CPU-bound."""
     image = content.images[image_array_path(node)]
-    decoded = image.decoder._decode_sync(raw, image.spec)  # type: ignore[attr-defined]
-    whole = np.asarray(decoded.as_numpy_array()).reshape(tuple(node.image.shape))  # outer 1s
-    pixels = display.plane(whole, tuple(node.image.dims))
-    shown, limits = to_uint8(shrink(pixels, size), node.image.dtype, lo, hi)
+    made = _reduced(image.decoder, node, raw, size)
+    if made is None:
+        decoded = image.decoder._decode_sync(raw, image.spec)  # type: ignore[attr-defined]
+        whole = np.asarray(decoded.as_numpy_array()).reshape(tuple(node.image.shape))
+        pixels = display.plane(whole, tuple(node.image.dims))
+        small = shrink(pixels, size)
+    else:
+        pixels, small = made
+    shown, limits = to_uint8(small, node.image.dtype, lo, hi)
     finite = pixels[np.isfinite(pixels)] if pixels.dtype.kind == "f" else pixels
     headers = {
         "X-Imagezarr-Data-Min": f"{float(finite.min()) if finite.size else 0.0:g}",
@@ -194,6 +199,31 @@ def render(
         headers["X-Imagezarr-Min"] = f"{limits[0]:g}"
         headers["X-Imagezarr-Max"] = f"{limits[1]:g}"
     return imagecodecs.png_encode(np.ascontiguousarray(shown)), headers
+
+
+def _reduced(decoder: Any, node: Node, raw: Any, size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A thumbnail decoded at reduced size where the format allows: the reduced image and
+    the thumbnail (the size a full decode would give); None otherwise.
+
+    The data range sent with it is then that of the reduced image, as on any thumbnail; a
+    full-size view (``size`` 0) always decodes everything.
+    """
+    shape, dims = tuple(node.image.shape), tuple(node.image.dims)
+    factor = display.factor_for(shape, size)
+    if factor < 2 or dims[:2] != ("y", "x"):
+        return None
+    try:
+        made = decoder.reduced(raw.as_numpy_array(), factor)
+    except Exception:  # the full decode then names what is wrong with the file
+        return None
+    if made is None:
+        return None
+    pixels, scale = made
+    expected = tuple(-(-s // scale) for s in shape[:2]) + shape[2:]
+    if pixels.shape != expected or pixels.dtype != np.dtype(node.image.dtype):
+        return None  # not what a reduced decode of the declared image gives: check it whole
+    pixels = display.plane(pixels, dims)
+    return pixels, display.reduce(pixels, factor // scale)
 
 
 def picture(

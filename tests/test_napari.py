@@ -1,10 +1,13 @@
-"""The napari reader plugin, tested without napari: LayerData tuples and the npe2 manifest."""
+"""The napari reader plugin: LayerData tuples, the npe2 manifest and what the viewer shows
+(labels, holes, grid), against a stand-in for napari's viewer and, where it installs, napari."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.resources
+import sys
 import tomllib
+import types
 from pathlib import Path
 
 import dask.array as da
@@ -12,7 +15,8 @@ import numpy as np
 import pytest
 
 import imagezarr
-from imagezarr.napari import get_reader, layers, read
+from imagezarr.napari import attach, get_reader, layers, read
+from imagezarr.preview import format_label
 from imagezarr.testing import PSII_BY_PLANT, PSII_SCAN, make_psii_experiment, write_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,3 +147,172 @@ def test_npe2_manifest_points_at_the_reader():
     module, _, attribute = command["python_name"].partition(":")
     assert getattr(importlib.import_module(module), attribute) is get_reader
     assert "napari>=0.5" in project["optional-dependencies"]["napari"]
+
+
+# -- what the viewer shows: labels of the slice, holes, a grid for groups ---------------------
+
+
+class _Event:
+    def __init__(self) -> None:
+        self.callbacks: list = []
+
+    def connect(self, callback) -> None:
+        self.callbacks.append(callback)
+
+    def __call__(self, value=None) -> None:
+        for callback in self.callbacks:
+            callback(types.SimpleNamespace(value=value))
+
+
+class _Layer:
+    """What attach reads of a napari layer: ndim, metadata, visible and its visible event."""
+
+    def __init__(self, data, kwargs) -> None:
+        self.data, self.kwargs = data, kwargs
+        self.metadata = kwargs.get("metadata", {})
+        self.ndim = data.ndim - (1 if kwargs.get("rgb") else 0)
+        self.events = types.SimpleNamespace(visible=_Event())
+        self._visible = True
+
+    @property
+    def visible(self) -> bool:
+        return self._visible
+
+    @visible.setter
+    def visible(self, value: bool) -> None:
+        self._visible = value
+        self.events.visible()
+
+
+class _Viewer:
+    """The parts of napari's Viewer that attach uses, with napari's alignment of dims: the
+    viewer has as many dims as its largest layer, and sliders start at 0."""
+
+    def __init__(self) -> None:
+        self.layers: list[_Layer] = []
+        self.dims = types.SimpleNamespace(current_step=(), events=types.SimpleNamespace())
+        self.dims.events.current_step = _Event()
+        self.layers_events = types.SimpleNamespace(inserted=_Event(), removed=_Event())
+        self.text_overlay = types.SimpleNamespace(text="", visible=False)
+        self.grid = types.SimpleNamespace(enabled=False)
+
+    def add(self, layer_data) -> None:
+        for data, kwargs, _ in layer_data:
+            layer = _Layer(data, kwargs)
+            self.layers.append(layer)
+            ndim = max(x.ndim for x in self.layers)
+            self.dims.current_step = (0,) * (ndim - len(self.dims.current_step)) + tuple(
+                self.dims.current_step
+            )
+            self.layers_events.inserted(layer)
+
+    def move(self, **where: int) -> None:
+        """Set sliders by the first layer's dim names."""
+        first = self.layers[0]
+        dims = first.metadata["imagezarr"]["dims"]
+        step = list(self.dims.current_step)
+        offset = len(step) - first.ndim
+        for name, i in where.items():
+            step[offset + dims.index(name)] = i
+        self.dims.current_step = tuple(step)
+        self.dims.events.current_step()
+
+
+class _Layers(list):
+    pass
+
+
+@pytest.fixture
+def viewer():
+    v = _Viewer()
+    layers_list = _Layers()
+    layers_list.events = v.layers_events
+    v.layers = layers_list
+    return v
+
+
+def test_the_overlay_shows_the_labels_of_the_slice_and_follows_the_sliders(tmp_path, viewer):
+    make_psii_experiment(
+        tmp_path / "img", plants=2, nights=2, steps=2, frames=2, shape=(8, 8), holes=0
+    )
+    saved = imagezarr.scan(tmp_path / "img", **PSII_SCAN).save(tmp_path / "psii.imagezarr.json")
+    m = imagezarr.load_manifest(saved)
+    node = m.nodes[0]
+    attach(viewer)
+    viewer.add(read(saved))
+    assert viewer.text_overlay.visible
+    first = "  ".join(f"{d}={format_label(node.coords[d].values[0])}" for d in node.dims)
+    assert viewer.text_overlay.text == first
+    assert "night=2020-05-31" in first  # a label, not slider index 0
+    viewer.move(barcode=1, night=1, frame=1)
+    text = viewer.text_overlay.text
+    assert f"barcode={node.coords['barcode'].values[1]}" in text
+    assert "night=2020-06-01" in text
+    assert "frame=2" in text
+    assert not viewer.grid.enabled  # one array: one layer, no grid
+
+
+def test_holes_are_a_layer_and_named_in_the_overlay(tmp_path, viewer):
+    for plant, frames in (("A1", (1, 2)), ("A2", (1,))):  # A2 frame 2 is a hole
+        for frame in frames:
+            write_image(tmp_path / "img" / f"{plant}-{frame}.png", np.full((6, 10), 50, np.uint8))
+    m = imagezarr.scan(
+        tmp_path / "img", pattern=r"(?P<plant>A\d)-(?P<frame>\d)\.png", types={"frame": "int"}
+    )
+    out = layers(m)
+    assert [kind for _, _, kind in out] == ["image", "image"]
+    (data, kwargs, _), (holes, hkw, _) = out
+    assert hkw["name"] == f"{kwargs['name']} holes"
+    assert holes.shape == (2, 2, 1, 1)
+    assert holes[:, :, 0, 0].tolist() == [[0, 0], [0, 1]]
+    assert hkw["scale"] == (1, 1, 6, 10)
+    assert hkw["translate"] == (0, 0, 2.5, 4.5)  # the tile covers pixels 0..5 x 0..9
+    assert hkw["metadata"]["imagezarr"]["holes"] is True
+    assert data[1, 1].compute().max() == 0  # the hole reads as the fill value...
+    attach(viewer)
+    viewer.add(out)
+    viewer.move(plant=1, frame=1)
+    assert viewer.text_overlay.text == "plant=A2  frame=2  (hole: no file)"  # ...and says so
+    viewer.move(plant=1, frame=0)
+    assert viewer.text_overlay.text == "plant=A2  frame=1"
+
+
+def test_a_grouped_manifest_opens_in_grid_mode_with_a_line_per_visible_group(grouped, viewer):
+    saved, _ = grouped
+    attach(viewer)
+    attach(viewer)  # connecting twice does not double the handlers
+    assert len(viewer.dims.events.current_step.callbacks) == 1
+    viewer.add(read(saved))
+    assert viewer.grid.enabled
+    lines = viewer.text_overlay.text.splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["A1", "A2", "A3"]
+    viewer.layers[1].visible = False
+    assert [line.split("  ")[0] for line in viewer.text_overlay.text.splitlines()] == ["A1", "A3"]
+
+
+def test_the_reader_attaches_to_napari_s_current_viewer(grouped, viewer, monkeypatch):
+    saved, _ = grouped
+    fake = types.ModuleType("napari")
+    fake.current_viewer = lambda: viewer
+    monkeypatch.setitem(sys.modules, "napari", fake)
+    viewer.add(read(saved))
+    assert viewer.grid.enabled
+    assert viewer.text_overlay.text.startswith("A1  night=")
+
+
+def test_with_napari_itself(grouped):
+    napari = pytest.importorskip("napari", reason="napari is not installed (imagezarr[napari])")
+    saved, _ = grouped
+    v = napari.Viewer(show=False)
+    try:
+        added = v.open(str(saved), plugin="imagezarr")
+        assert [layer.name for layer in added] == ["A1", "A2", "A3"]
+        assert v.grid.enabled
+        assert v.text_overlay.visible
+        assert v.text_overlay.text.splitlines()[0].startswith("A1  night=2020-05-31")
+        step = list(v.dims.current_step)
+        step[-5] = 1  # night
+        v.dims.current_step = tuple(step)
+        assert "night=2020-06-01" in v.text_overlay.text.splitlines()[0]
+    finally:
+        v.close()

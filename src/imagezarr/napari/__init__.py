@@ -1,9 +1,11 @@
 """Napari: an npe2 reader plugin for ``*.imagezarr.json`` manifests.
 
 ``napari exp.imagezarr.json`` (or File > Open) shows one image layer per array, that is one
-per group of a grouped manifest: lazy dask data with one chunk per image file, so napari
-decodes only the images it displays; axis labels from the dims; RGB images as RGB; contrast
-limits from a few sample images. The functions here return napari's ``LayerData`` tuples
+per group of a grouped manifest (in grid mode when there are several): lazy dask data with
+one chunk per image file, so napari decodes only the images it displays; axis labels from the
+dims; RGB images as RGB; contrast limits from a few sample images; the current slice's labels
+(``night=2020-06-01``, not slider index 1) in the text overlay; holes as a red layer of their
+own and ``(hole: no file)`` in the overlay. The functions here return napari's ``LayerData`` tuples
 and never import napari, so they work and are tested without it.
 
 The manifest (``napari.yaml`` beside this file) is found through the ``napari.manifest``
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Unpack
@@ -33,8 +36,9 @@ from ..layout import Node
 from ..manifest import SUFFIX, Manifest, ManifestLike, Opened
 from ..preview import format_label, labels_of
 from ..store import ImageZarrStore
+from ._viewer import KEY, attach, holes_layer, slice_text
 
-__all__ = ["LayerData", "get_reader", "layers", "read"]
+__all__ = ["LayerData", "attach", "get_reader", "layers", "read", "slice_text"]
 
 logger = logging.getLogger(__name__)
 LayerData = tuple[Any, dict[str, Any], str]
@@ -53,12 +57,22 @@ def get_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerData]] | 
 
 
 def read(path: PathOrPaths) -> list[LayerData]:
-    """The layers of one or more manifest files."""
+    """The layers of one or more manifest files; napari's current viewer (when there is one)
+    then shows each slice's labels and holes, and a grid for several groups (:func:`attach`)."""
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     out: list[LayerData] = []
     for p in paths:
         out.extend(layers(p))
+    viewer = _current_viewer()
+    if viewer is not None:
+        attach(viewer)
     return out
+
+
+def _current_viewer() -> Any:
+    napari = sys.modules.get("napari")  # the reader runs inside napari, which is imported
+    current = getattr(napari, "current_viewer", None)
+    return current() if callable(current) else None
 
 
 def layers(
@@ -98,13 +112,18 @@ def layers(
             "name": node.path or base,
             "axis_labels": tuple(dims[:-1] if rgb else dims),
             "rgb": rgb,
-            "metadata": {"imagezarr": _metadata(manifest, m, node)},
+            "metadata": {KEY: _metadata(manifest, m, node)},
         }
         limits = _contrast_limits(array, node, rgb)
         if limits is not None:
             kwargs["contrast_limits"] = limits
         out.append((data, kwargs, "image"))
+        inner = data.shape[len(node.dims) : data.ndim - 1 if rgb else data.ndim]
+        holes = holes_layer(node.file_index >= 0, inner, kwargs["name"], kwargs["metadata"][KEY])
+        if holes is not None:
+            out.append(holes)
     return out
+
 
 
 def _name(manifest: ManifestLike, m: Manifest) -> str:
@@ -120,6 +139,7 @@ def _metadata(manifest: ManifestLike, m: Manifest, node: Node) -> dict[str, Any]
         "root": m.root,
         "group": node.path,
         "dims": node.dims,
+        "present": node.file_index >= 0,
         "labels": {
             d: [format_label(v) for v in labels_of(node, d)[:MAX_LABELS]] for d in node.dims
         },

@@ -49,8 +49,26 @@ def _rgb(tmp: Path) -> Path:
     return m.save(tmp / "rgb.imagezarr.json")
 
 
+def _stacks(tmp: Path) -> Path:
+    """Multi-page TIFFs (z-stacks, deflate): one chunk per file, a page axis inside."""
+    tifffile = pytest.importorskip("tifffile")
+    images = tmp / ROOT_NAME
+    images.mkdir(parents=True)
+    for s in range(3):
+        for t in range(2):
+            if (s, t) != (2, 1):  # one hole
+                stack = random_image((4, 6, 8), seed=10 * s + t).astype(np.uint16) * 100
+                tifffile.imwrite(
+                    images / f"s{s}_t{t}.tif", stack, photometric="minisblack", compression="zlib"
+                )
+    m = imagezarr.scan(images, pattern=r"(?P<sample>s\d+)_t(?P<t>\d+)\.tif", types={"t": "int"})
+    assert m.nodes[0].image_dims == ("sample", "t", "page", "y", "x")
+    return m.save(tmp / "stacks.imagezarr.json")
+
+
 DATASETS = {
     "psii": _psii,
+    "stacks": _stacks,
     "grouped": lambda tmp: _psii(tmp, group_by="barcode", dims=("night", "param", "frame")),
     "rgb": _rgb,
 }

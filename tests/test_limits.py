@@ -306,3 +306,13 @@ def test_connection_limits_must_be_positive(tmp_path):
     (img / "a_1.png").write_bytes(small(1))
     with pytest.raises(ValueError, match="idle_timeout and max_connections must be positive"):
         make_app(imagezarr.scan(img, pattern=PAT), idle_timeout=0)
+
+
+def test_an_image_of_many_planes_may_hold_sixteen_budgets():
+    with limits.using_max_pixels(1000):
+        assert limits.over_budget((16, 25, 40), ("p", "y", "x")) is None  # 16 x 1000
+        why = limits.over_budget((17, 25, 40), ("p", "y", "x")) or ""
+        assert "17 x 25 x 40 = 17,000 pixels" in why
+        assert "16,000 pixels per image of many planes" in why
+        assert "--max-pixels 1063" in why  # what makes 16 budgets hold it
+        assert "per image (a" in (limits.over_budget((2, 25, 41), ("p", "y", "x")) or "")

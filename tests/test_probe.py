@@ -353,11 +353,26 @@ def test_tiff_first_ifd_at_end_of_large_file() -> None:
     np.testing.assert_array_equal(zarr_decode(data, info), imagecodecs.tiff_decode(data))
 
 
-def test_multipage_tiff_is_unsupported(tmp_path: Path) -> None:
+def test_multipage_tiff_is_one_image_with_a_page_axis(tmp_path: Path) -> None:
     path = tmp_path / "stack.tif"
     path.write_bytes(tif(np.stack([GRAY] * 3), photometric="minisblack"))
-    assert imagecodecs.tiff_decode(path.read_bytes(), index=None).shape == (3, 37, 53)
-    with pytest.raises(UnsupportedImageError, match=r"stack\.tif: TIFF with 3 pages"):
+    info = probe_file(path)
+    assert (info.shape, info.dims) == ((3, 37, 53), ("p", "y", "x"))
+    assert imagecodecs.tiff_decode(path.read_bytes(), index=None).shape == info.shape
+
+
+def test_multipage_tiff_whose_pages_differ_is_refused_naming_the_page(tmp_path: Path) -> None:
+    import tifffile
+
+    path = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(path) as w:
+        w.write(GRAY)
+        w.write(GRAY)
+        w.write(GRAY[:10])
+    with pytest.raises(
+        UnsupportedImageError,
+        match=r"mixed\.tif: TIFF pages differ: page 3 is 10 x 53 uint8, page 1 37 x 53 uint8",
+    ):
         probe_file(path)
 
 

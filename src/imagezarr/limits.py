@@ -24,6 +24,7 @@ from contextlib import contextmanager
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ENV",
+    "PLANES",
     "max_pixels",
     "over_budget",
     "pixels_of",
@@ -33,6 +34,7 @@ __all__ = [
 
 ENV = "IMAGEZARR_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 178_956_970  # 2 x Pillow's Image.MAX_IMAGE_PIXELS (its error threshold)
+PLANES = 16  # an image of several planes may hold this many budgets in all
 _UNSET = object()
 _chosen: object = _UNSET  # set_max_pixels wins over the environment
 
@@ -81,14 +83,28 @@ def pixels_of(shape: Sequence[int], dims: Sequence[str]) -> int:
 
 
 def over_budget(shape: Sequence[int], dims: Sequence[str]) -> str | None:
-    """Why an image of that shape may not be decoded, or None when it may."""
+    """Why an image of that shape may not be decoded, or None when it may.
+
+    One plane (``y x``) may hold the budget; an image of many planes (the pages of a
+    z-stack, say) :data:`PLANES` times the budget in all: a 100-page 2048 x 2048 stack is
+    fine, a 15,000-page one is refused rather than decoded into tens of gigabytes.
+    """
     limit = max_pixels()
+    if limit is None:
+        return None
+    plane = math.prod(s for s, d in zip(shape, dims, strict=False) if d in ("y", "x"))
     pixels = pixels_of(shape, dims)
-    if limit is None or pixels <= limit:
+    if plane <= limit and pixels <= limit * PLANES:
         return None
     sides = " x ".join(map(str, shape))
+    what = (
+        f"{limit:,} pixels per image"
+        if plane > limit
+        else f"{limit * PLANES:,} pixels per image of many planes ({PLANES} x the budget)"
+    )
+    need = plane if plane > limit else -(-pixels // PLANES)
     return (
-        f"declares {sides} = {pixels:,} pixels, over the budget of {limit:,} pixels per image "
-        f"(a decompression-bomb guard); if the image is genuine, raise the budget: "
-        f"`imagezarr --max-pixels {pixels} ...` or {ENV}={pixels}"
+        f"declares {sides} = {pixels:,} pixels, over the budget of {what} (a decompression-"
+        f"bomb guard); if the image is genuine, raise the budget: "
+        f"`imagezarr --max-pixels {need} ...` or {ENV}={need}"
     )

@@ -25,7 +25,7 @@ _ORDER = {"time": 0, "other": 1, "channel": 1, "space": 2}
 
 def _axis_types(node: Node, given: Mapping[str, str]) -> list[str]:
     types = [given.get(d) or _TYPES_BY_NAME.get(d.lower(), "other") for d in node.dims]
-    types += ["channel" if a == "c" else "space" for a in node.image.dims]
+    types += [{"c": "channel", "p": "other"}.get(a, "space") for a in node.image.dims]
     return types
 
 

@@ -46,9 +46,10 @@ class Node:
 
     @property
     def image_dims(self) -> tuple[str, ...]:
-        """Outer dims followed by the image's own axes: ``y, x``, ``c`` for channels and ``z``
-        for volume planes; an image axis whose name an outer dim already uses (microscopy
-        names: ``t, c, z``) is renamed (``c`` -> ``channel``, ``z`` -> ``plane``, ...)."""
+        """Outer dims followed by the image's own axes: ``y, x``, ``c`` for channels, ``z``
+        for volume planes and ``page`` for the pages of a multi-page file; an image axis whose
+        name an outer dim already uses (microscopy names: ``t, c, z``) is renamed (``c`` ->
+        ``channel``, ``z`` -> ``plane``, ...)."""
         taken = set(self.dims)
         inner = []
         for axis in self.image.dims:
@@ -62,4 +63,5 @@ class Node:
 _AXIS_NAMES = {
     "c": ("c", "channel", "sample", "image_c"),
     "z": ("z", "plane", "image_z"),
+    "p": ("page", "image_page"),
 }

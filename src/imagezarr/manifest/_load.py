@@ -70,7 +70,7 @@ DTYPES = (
 )
 MAX_IMAGE_ELEMENTS = 2**33  # per image, as the probes allow: 2**31 pixels x a few samples
 MAX_FILES = 2**27
-AXES = frozenset("yxcz")
+AXES = frozenset("yxczp")  # p: the pages of a multi-page file
 ARRAYS = ("image", "path", "present")  # every group's own arrays, beside its coordinates
 _RESERVED = ", ".join(RESERVED)
 # a grid may exceed its file count by holes, but not without bound (a zstd bomb of -1s)
@@ -426,7 +426,7 @@ class _Validator:
         doc = self.typed(doc, dict, f"{where} image")
         shape = tuple(self.typed(doc.get("shape"), list, f"{where} image shape"))
         self.check(
-            len(shape) in (2, 3, 4)
+            2 <= len(shape) <= 5
             and all(type(s) is int and 0 < s <= MAX_SIDE for s in shape)
             and math.prod(shape) <= MAX_IMAGE_ELEMENTS,
             f"{where}: image shape {shape!r}",

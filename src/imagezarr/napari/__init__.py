@@ -125,7 +125,6 @@ def layers(
     return out
 
 
-
 def _name(manifest: ManifestLike, m: Manifest) -> str:
     if isinstance(manifest, str | os.PathLike):
         return Path(os.fspath(manifest)).name.removesuffix(SUFFIX)

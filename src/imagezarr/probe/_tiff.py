@@ -23,9 +23,10 @@ the generated files of ``tests/test_probe_differential.py``):
 A tag repeated in one IFD counts with its FIRST value, as libtiff ignores later duplicates.
 
 Multi-page files: the zarr codec decodes with ``index=None``, which stacks every page whose
-shape and dtype match the first page. That shape depends on every IFD in the file, so a TIFF
-with more than one page in its main IFD chain raises ``UnsupportedImageError``; SubIFDs (e.g.
-pyramid levels) are not pages and are ignored.
+shape and dtype match the first page. Every IFD of the main chain is read, and a file whose
+pages all agree is one image with a leading ``p`` (page) axis, ``(pages, h, w[, c])``; pages
+that differ (or that go through the RGBA interface) raise ``UnsupportedImageError`` naming
+the first that differs. SubIFDs (e.g. pyramid levels) are not pages and are ignored.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import struct
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-from imagezarr.probe._common import MAX_STEPS, ImageInfo, Source, image_shape
+from imagezarr.probe._common import ImageInfo, Source, image_shape
 
 __all__ = ["SIGNATURES", "probe_tiff"]
 
@@ -46,6 +47,7 @@ _WANTED = {256, 257, 258, 259, 262, 277, 284, 332, 339, 513, 530, 32997}
 _COMPRESSIONS = {1, 2, 3, 4, 5, 6, 7, 8, 32773, 32908, 32909, 32946, 34676, 34677, 34925}
 _COMPRESSIONS |= {34887, 50000, 50001}  # 34887: LERC
 _MAX_ENTRIES = 4096
+MAX_PAGES = 4096  # pages of one file; every IFD is read to check that the pages agree
 _JPEG_BITS = (8, 12, 16)  # what libtiff's JPEG codec decodes; other precisions fail
 
 
@@ -82,20 +84,42 @@ class _Layout:
 
 
 def probe_tiff(src: Source) -> ImageInfo:
-    """Return the decoded shape and dtype of the single-page TIFF in ``src``."""
+    """Return the decoded shape and dtype of the TIFF in ``src``: its page, or its pages
+    stacked along a leading ``p`` (page) axis."""
     layout, first = _read_header(src)
     tags, next_ifd = _read_ifd(src, layout, first)
-    pages = 1 + _count_pages(src, layout, next_ifd, {first})
-    if pages > 1:
-        more = "more than " if pages > MAX_STEPS else ""
+    shape, dtype, axes = _decoded(src, tags)
+    pages = _pages(src, layout, next_ifd, {first})
+    if not pages:
+        return ImageInfo("tiff", shape, dtype, dict(_CODEC), axes)
+    if _through_rgba(tags):
         msg = (
-            f"TIFF with {more}{min(pages, MAX_STEPS)} pages; only single-image TIFFs are "
-            "supported (the codec would stack matching pages into one chunk); split the "
-            "pages into separate files"
+            f"TIFF with {1 + len(pages)} pages in a layout libtiff decodes through its RGBA "
+            "interface (old-style JPEG, YCbCr or CMYK); its pages cannot be stacked"
         )
         src.reject(msg)
-    shape, dtype, axes = _decoded(src, tags)
-    return ImageInfo("tiff", shape, dtype, dict(_CODEC), axes)
+    for number, page in enumerate(pages, start=2):
+        if _through_rgba(page) or _decoded(src, page) != (shape, dtype, axes):
+            other, kind, _ = _decoded(src, page)
+            msg = (
+                f"TIFF pages differ: page {number} is {_shape_text(other)} {kind}, page 1 "
+                f"{_shape_text(shape)} {dtype}; the pages of a file are one array, so they must "
+                "agree in shape and dtype (split the file, or keep such files apart)"
+            )
+            src.reject(msg)
+    # the codec's index=None stacks every page matching the first: here, all of them
+    inner = axes or ("yx" if len(shape) == 2 else "yxc")
+    return ImageInfo("tiff", (1 + len(pages), *shape), dtype, dict(_CODEC), "p" + inner)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return " x ".join(map(str, shape))
+
+
+def _through_rgba(tags: dict[int, list[int]]) -> bool:
+    """Whether libtiff decodes the IFD through its RGBA interface (see the module doc)."""
+    compression, photometric = tags.get(259, [1])[0], tags.get(262, [0])[0]
+    return compression == 6 or (compression != 7 and photometric in (5, 6))
 
 
 def _read_header(src: Source) -> tuple[_Layout, int]:
@@ -159,10 +183,15 @@ def _values(src: Source, layout: _Layout, entry: bytes) -> list[int]:
     return list(struct.unpack(f"{order}{count}{code}", data))
 
 
-def _count_pages(src: Source, layout: _Layout, offset: int, seen: set[int]) -> int:
-    """Count the further IFDs in the main chain (stops at invalid offsets or loops)."""
-    pages = 0
-    while offset and offset not in seen and pages <= MAX_STEPS:
+def _pages(src: Source, layout: _Layout, offset: int, seen: set[int]) -> list[dict[int, list[int]]]:
+    """The wanted tags of the further IFDs in the main chain, as far as libtiff follows it:
+    an offset outside the file, a loop or an empty IFD ends it (SubIFDs, such as pyramid
+    levels, are not in the chain)."""
+    pages: list[dict[int, list[int]]] = []
+    while offset and offset not in seen:
+        if len(pages) + 1 >= MAX_PAGES:
+            msg = f"TIFF with more than {MAX_PAGES} pages"
+            src.reject(msg)
         data = src.read(offset, 8 if layout.big else 2)
         if len(data) != struct.calcsize(layout.count_fmt):
             break
@@ -170,12 +199,8 @@ def _count_pages(src: Source, layout: _Layout, offset: int, seen: set[int]) -> i
         if not 0 < count <= _MAX_ENTRIES:
             break
         seen.add(offset)
-        pages += 1
-        where = offset + len(data) + count * layout.entry_size
-        data = src.read(where, struct.calcsize(layout.offset_fmt))
-        if len(data) != struct.calcsize(layout.offset_fmt):
-            break
-        (offset,) = struct.unpack(layout.offset_fmt, data)
+        tags, offset = _read_ifd(src, layout, offset)
+        pages.append(tags)
     return pages
 
 

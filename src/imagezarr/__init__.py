@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # what static checkers and IDEs see; at run time, __getattr__
         ManifestChangedError,
         ManifestError,
         ManifestVersionError,
+        MapError,
         PatternMismatchError,
         ProbeError,
         SourceChangedError,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:  # what static checkers and IDEs see; at run time, __getattr__
     from .inspection import inspect
     from .layout import LayoutSpec, LayoutWarning, Lookup, Table
     from .manifest import Manifest, open_manifest
+    from .mapping import map_groups
     from .preview import preview
     from .store import ImageZarrStore
     from .verify import verify
@@ -88,6 +90,7 @@ _WHERE = {
             "ManifestChangedError",
             "ManifestError",
             "ManifestVersionError",
+            "MapError",
             "PatternMismatchError",
             "ProbeError",
             "SourceChangedError",
@@ -99,6 +102,7 @@ _WHERE = {
     "inspect": "inspection",
     **dict.fromkeys(("LayoutSpec", "LayoutWarning", "Lookup", "Table"), "layout"),
     **dict.fromkeys(("Manifest", "open_manifest"), "manifest"),
+    "map_groups": "mapping",
     "ImageZarrStore": "store",
     "verify": "verify",
 }
@@ -121,6 +125,7 @@ __all__ = [
     "ManifestChangedError",
     "ManifestError",
     "ManifestVersionError",
+    "MapError",
     "PatternMismatchError",
     "ProbeError",
     "SourceChangedError",
@@ -130,6 +135,7 @@ __all__ = [
     "__version__",
     "inspect",
     "load_manifest",
+    "map_groups",
     "open_dataset",
     "open_datatree",
     "open_group",

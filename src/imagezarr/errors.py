@@ -17,6 +17,7 @@ Grouped by what the caller does about it; each also subclasses the matching buil
     ├── ChunkReadError (OSError)          a referenced file is unreadable at read time
     │   ├── SourceChangedError            size or mtime differ from the manifest
     │   └── ChunkDecodeError              the bytes do not decode as the declared image
+    ├── MapError (ValueError)             a bad map_groups call (by, function, output)
     └── ExportError
 
     FilledChunkWarning (UserWarning)      with on_error="fill": a file read as the fill value
@@ -39,6 +40,7 @@ __all__ = [
     "ManifestChangedError",
     "ManifestError",
     "ManifestVersionError",
+    "MapError",
     "PatternMismatchError",
     "ProbeError",
     "SourceChangedError",
@@ -118,6 +120,10 @@ class SourceChangedError(ChunkReadError):
 
 class ChunkDecodeError(ChunkReadError):
     """A referenced file's bytes failed to decode as the image the manifest declares."""
+
+
+class MapError(ImageZarrError, ValueError):
+    """A bad ``map_groups`` call: an unknown ``by`` dim or function, an unwritable output."""
 
 
 class ExportError(ImageZarrError):

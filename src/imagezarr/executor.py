@@ -156,6 +156,56 @@ class Executor:
                     progress(len(results), n)
         return results
 
+    def each(
+        self,
+        fn: Callable[..., R],
+        items: Sequence[T],
+        *,
+        context: Any = None,
+        name: str = "task",
+        workers: int | None = None,
+    ) -> Iterator[tuple[int, R]]:
+        """``(position, fn(context, item))`` for every item, as each finishes: one task per
+        item, inline (one worker), over threads, or on the cluster (``context`` sent there
+        once). For work whose items are large (a group of images each), and results that
+        should be kept as they come (a results table written as it grows)."""
+        if self.on_cluster:
+            yield from self._each_on_cluster(fn, items, context, name)
+            return
+        n = max(1, self.workers or workers or 1)
+        if n == 1 or len(items) <= 1:
+            for i, item in enumerate(items):
+                yield i, fn(context, item)
+            return
+        from concurrent.futures import as_completed
+
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            futures = {pool.submit(fn, context, item): i for i, item in enumerate(items)}
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            finally:  # a consumer that stops early (Ctrl-C) leaves nothing queued
+                for future in futures:
+                    future.cancel()
+
+    def _each_on_cluster(
+        self, fn: Callable[..., R], items: Sequence[T], context: Any, name: str
+    ) -> Iterator[tuple[int, R]]:
+        from distributed import as_completed
+
+        client = self.client
+        shared = client.scatter(context, broadcast=True) if context is not None else None
+        tag = uuid4().hex
+        futures = {
+            client.submit(fn, shared, item, key=f"imagezarr-{name}-{tag}-{i}", pure=False): i
+            for i, item in enumerate(items)
+        }
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            client.cancel(list(futures))
+
     # -- on the cluster ------------------------------------------------------------------------
 
     def batches(

@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "_update",
         "Re-scan the images MANIFEST describes, with the layout it recorded; report the changes.",
     ),
+    "map": (
+        "_map",
+        "Run FUNCTION (FILE.py:NAME or MODULE:NAME) once per group of MANIFEST; write a table.",
+    ),
     "export": ("_export", "Export MANIFEST to OUTPUT in the chosen format (see docs/export.md)."),
     "preview": (
         "_preview",
@@ -74,7 +78,8 @@ class _LazyGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         module = importlib.import_module(f"{__name__}.{COMMANDS[cmd_name][0]}")
-        command = getattr(module, cmd_name)
+        # a command named after a builtin (map) is NAME_command in its module
+        command = getattr(module, cmd_name, None) or getattr(module, f"{cmd_name}_command")
         return command if isinstance(command, click.Command) else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -54,6 +54,7 @@ test: $(TEST_STAMP) lint browser
 bench: $(TEST_STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/startup_bench.py
+	$(PY) benchmarks/map_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -9,7 +9,7 @@ DEMO_STAMP := $(VENV)/.demo-$(HASH)
 TEST_STAMP := $(VENV)/.test-$(HASH)
 TEST_EXTRAS := .[all,test,bench]
 
-.PHONY: demo test lint browser bench clean
+.PHONY: demo test test-napari lint browser bench clean
 
 $(PY):
 	@PYBIN=$$(scripts/find-python) || exit 1; \
@@ -51,10 +51,21 @@ browser:
 test: $(TEST_STAMP) lint browser
 	$(PY) -m pytest -q
 
+# real napari under Xvfb, in its own environment: napari's pytest plugins and Qt stay out of
+# the main test run (tests/test_napari.py there uses a stand-in viewer and skips this test)
+NAPARI_VENV ?= .venv-napari
+test-napari: $(TEST_STAMP)
+	@if ! command -v xvfb-run >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; \
+	then DEBIAN_FRONTEND=noninteractive apt-get install -y -q xvfb xauth libxcb-icccm4 \
+	  libxcb-keysyms1 libxcb-xinerama0 libxkbcommon-x11-0 libgl1 libegl1; fi
+	@[ -x $(NAPARI_VENV)/bin/python ] || $(VENV)/bin/uv venv -q --python $(PY) $(NAPARI_VENV)
+	$(VENV)/bin/uv pip install -q --python $(NAPARI_VENV)/bin/python "napari[pyqt6]>=0.5" -e '.[test]'
+	xvfb-run -a $(NAPARI_VENV)/bin/python -m pytest -q -p no:napari -p no:npe2 tests/test_napari.py
+
 bench: $(TEST_STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/startup_bench.py
 	$(PY) benchmarks/map_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(NAPARI_VENV) .pytest_cache

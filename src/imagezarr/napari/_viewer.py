@@ -12,7 +12,7 @@ no file. Nothing here imports napari; the viewer is passed in.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,11 +64,16 @@ def slice_text(meta: dict[str, Any], step: Sequence[int]) -> str:
     ...         "present": [[True, True], [True, False]]}
     >>> slice_text(meta, (1, 1))
     'A1  night=2020-06-01  frame=2  (hole: no file)'
+    >>> slice_text(meta, (2, 0))
+    'A1  (nothing here: night 3 of 2)'
     """
     parts = [meta["group"]] if meta.get("group") else []
     for dim, i in zip(meta["dims"], step, strict=False):
         labels = meta["labels"].get(dim, [])
-        parts.append(f"{dim}={labels[i] if 0 <= i < len(labels) else i}")
+        if not 0 <= i < len(labels):  # another layer's slider goes further than this one's
+            n = len(labels)
+            return "  ".join([*parts, f"(nothing here: {dim} {i + 1} of {n})"])
+        parts.append(f"{dim}={labels[i]}")
     present = np.asarray(meta.get("present", True), dtype=bool)
     index = tuple(step[: present.ndim])
     inside = present.ndim and len(index) == present.ndim and _inside(index, present.shape)
@@ -79,6 +84,29 @@ def slice_text(meta: dict[str, Any], step: Sequence[int]) -> str:
 
 def _inside(index: tuple[int, ...], shape: tuple[int, ...]) -> bool:
     return all(0 <= i < s for i, s in zip(index, shape, strict=True))
+
+
+def _text_overlay(viewer: Any) -> Any:
+    """The text overlay: ``viewer.canvas.overlays.text`` from napari 0.9 (where the old
+    ``viewer.text_overlay`` is deprecated), ``viewer.text_overlay`` before."""
+    canvas = getattr(viewer, "canvas", None)
+    overlays = getattr(canvas, "overlays", None)
+    if overlays is not None:
+        text = (
+            overlays.get("text")
+            if isinstance(overlays, Mapping)
+            else getattr(overlays, "text", None)
+        )
+        if text is not None:
+            return text
+    return viewer.text_overlay
+
+
+def _grid(viewer: Any) -> Any:
+    """The grid settings: ``viewer.canvas.grid`` from napari 0.9, ``viewer.grid`` before."""
+    canvas = getattr(viewer, "canvas", None)
+    grid = getattr(canvas, "grid", None)
+    return grid if grid is not None else viewer.grid
 
 
 def _ours(viewer: Any) -> list[Any]:
@@ -105,15 +133,16 @@ def refresh(viewer: Any) -> None:
     lines = [slice_text(layer.metadata[KEY], _outer_step(viewer, layer)) for layer in layers]
     if len(lines) > MAX_LINES:
         lines = [*lines[:MAX_LINES], f"... and {len(lines) - MAX_LINES} more layers"]
-    viewer.text_overlay.text = "\n".join(lines)
-    viewer.text_overlay.visible = bool(lines)
+    overlay = _text_overlay(viewer)
+    overlay.text = "\n".join(lines)
+    overlay.visible = bool(lines)
 
 
 def _on_inserted(viewer: Any, layer: Any) -> None:
     if layer is not None and KEY in getattr(layer, "metadata", {}):
         layer.events.visible.connect(lambda _event=None: refresh(viewer))
     if len({layer.metadata[KEY].get("group") for layer in _ours(viewer)}) > 1:
-        viewer.grid.enabled = True  # one cell per group, not 60 layers on top of each other
+        _grid(viewer).enabled = True  # one cell per group, not 60 layers on top of each other
     refresh(viewer)
 
 

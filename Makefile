@@ -9,7 +9,7 @@ DEMO_STAMP := $(VENV)/.demo-$(HASH)
 TEST_STAMP := $(VENV)/.test-$(HASH)
 TEST_EXTRAS := .[all,test,bench]
 
-.PHONY: demo test test-napari lint browser bench clean
+.PHONY: demo test test-napari test-plantcv lint browser bench clean
 
 $(PY):
 	@PYBIN=$$(scripts/find-python) || exit 1; \
@@ -62,10 +62,17 @@ test-napari: $(TEST_STAMP)
 	$(VENV)/bin/uv pip install -q --python $(NAPARI_VENV)/bin/python "napari[pyqt6]>=0.5" -e '.[test]'
 	xvfb-run -a $(NAPARI_VENV)/bin/python -m pytest -q -p no:napari -p no:npe2 tests/test_napari.py
 
+# the worked PlantCV example against the installed PlantCV, in its own environment
+PLANTCV_VENV ?= .venv-plantcv
+test-plantcv: $(TEST_STAMP)
+	@[ -x $(PLANTCV_VENV)/bin/python ] || $(VENV)/bin/uv venv -q --python $(PY) $(PLANTCV_VENV)
+	$(VENV)/bin/uv pip install -q --python $(PLANTCV_VENV)/bin/python -e '.[plantcv,test]'
+	$(PLANTCV_VENV)/bin/python -m pytest -q tests/test_plantcv_map.py tests/test_plantcv.py
+
 bench: $(TEST_STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/startup_bench.py
 	$(PY) benchmarks/map_bench.py
 
 clean:
-	rm -rf $(VENV) $(NAPARI_VENV) .pytest_cache
+	rm -rf $(VENV) $(NAPARI_VENV) $(PLANTCV_VENV) .pytest_cache

@@ -38,6 +38,13 @@ PROGRESS_LABELS = {
 )
 @click.option("--templates", is_flag=True, help="kerchunk: urls as {{root}}/path, overridable.")
 @click.option("--root-url", help="kerchunk: value of the root template (default: file url).")
+@click.option(
+    "--zarr-format",
+    type=click.Choice(["2", "3"]),
+    default=None,
+    help="kerchunk: Zarr 2 keys and numcodecs ids (default: what kerchunk's engine, "
+    "MultiZarrToZarr and VirtualiZarr read) or Zarr 3 (zarr.json, as the store).",
+)
 @click.option("--shards", type=int, help="zarr: images per shard (default: no sharding).")
 @click.option(
     "--compressor",
@@ -70,6 +77,7 @@ def export(
     parquet: bool | None,
     templates: bool,
     root_url: str | None,
+    zarr_format: str | None,
     shards: int | None,
     compressor: str,
     level: int,
@@ -82,8 +90,13 @@ def export(
     options: dict[str, Any] = {}
     if fmt == "kerchunk":
         options = {"parquet": parquet, "templates": templates, "root_url": root_url}
-    elif any((parquet is not None, templates, root_url)):
-        msg = "--parquet/--json, --templates and --root-url apply to --format kerchunk only"
+        if zarr_format is not None:
+            options["zarr_format"] = int(zarr_format)
+    elif any((parquet is not None, templates, root_url, zarr_format)):
+        msg = (
+            "--parquet/--json, --templates, --root-url and --zarr-format apply to --format "
+            "kerchunk only"
+        )
         raise click.UsageError(msg)
     if fmt == "zarr":
         options = {

@@ -23,10 +23,12 @@ from typing import Any
 
 from ..errors import ExportError
 from ._common import staged_dir
+from ._v2 import to_v2
 
 __all__ = ["write_parquet"]
 
 V2_KEYS = {"name": "v2", "configuration": {"separator": "."}}
+V2_DOCS = (".zgroup", ".zarray", ".zattrs")
 
 
 def _raw(value: str) -> bytes:
@@ -35,8 +37,13 @@ def _raw(value: str) -> bytes:
     return value.encode("utf-8")
 
 
-def write_parquet(doc: dict[str, Any], out: Path, *, record_size: int) -> None:
-    """Write reference document ``doc`` (absolute urls) as a Parquet reference folder."""
+def write_parquet(
+    doc: dict[str, Any], out: Path, *, record_size: int, zarr_format: int = 3
+) -> None:
+    """Write reference document ``doc`` (Zarr v3 form, absolute urls) as a Parquet reference
+    folder, whose metadata are Zarr v3 (as described above) or, with ``zarr_format=2``, the
+    v2 documents of :func:`~imagezarr.export._v2.to_v2`: the layout fsspec was made for,
+    chunk rows the same."""
     try:
         import pandas as pd
         import pyarrow as pa
@@ -62,11 +69,14 @@ def write_parquet(doc: dict[str, Any], out: Path, *, record_size: int) -> None:
                 meta[f"{field}/.zarray"] = {"shape": shape, "chunks": chunks}
                 grids[field] = tuple(math.ceil(s / c) for s, c in zip(shape, chunks, strict=True))
             meta[key] = node
+    v2 = to_v2(refs) if zarr_format == 2 else None  # strings re-encoded there: take those
     records: dict[tuple[str, int], dict[int, Any]] = defaultdict(dict)
     for key, value in refs.items():
         if key == "zarr.json" or key.endswith("/zarr.json"):
             continue
         field, _, index = key.partition("/c")
+        if v2 is not None:
+            value = v2[f"{field}/{index.strip('/').replace('/', '.') or '0'}"]
         grid = grids[field]
         idx = [int(p) for p in index.strip("/").split("/")] if index.strip("/") else [0]
         flat = 0
@@ -106,6 +116,8 @@ def write_parquet(doc: dict[str, Any], out: Path, *, record_size: int) -> None:
             folder = tmp.joinpath(*field.split("/"))
             folder.mkdir(parents=True, exist_ok=True)
             pq.write_table(table, folder / f"refs.{record}.parq", compression="zstd")
+        if v2 is not None:
+            meta = {k: json.loads(v) for k, v in v2.items() if k.rpartition("/")[2] in V2_DOCS}
         met = {"metadata": meta, "record_size": record_size}
         (tmp / ".zmetadata").write_text(json.dumps(met, ensure_ascii=False), encoding="utf-8")
 

@@ -21,12 +21,15 @@ from ..hierarchy import build_metadata, chunk_refs
 from ..manifest import ManifestLike, Opened, open_manifest
 from ..roots import write_atomic
 from ._common import Progress, check_output, checked_stats, file_url
+from ._v2 import to_v2
 
 __all__ = ["PARQUET_THRESHOLD", "export_kerchunk", "references"]
 
 #: with ``parquet=None``, reference sets with more image chunks than this are written as Parquet
 PARQUET_THRESHOLD = 1_000_000
 TEMPLATE = "root"
+# kerchunk references are for kerchunk's tools, which read Zarr v2 (see references())
+DEFAULT_ZARR_FORMAT = 2
 
 
 def _inline(key: str, data: bytes) -> str:
@@ -40,6 +43,7 @@ def references(
     *,
     templates: bool = False,
     root_url: str | None = None,
+    zarr_format: int = DEFAULT_ZARR_FORMAT,
     access: Access | None = None,
     **options: Unpack[AccessKeywords],
 ) -> dict[str, Any]:
@@ -49,6 +53,12 @@ def references(
     ----------
     manifest
         The dataset.
+    zarr_format
+        2 (default): ``.zgroup``/``.zarray``/``.zattrs`` keys and numcodecs codec ids, what
+        kerchunk's own tools read (its xarray engine, ``MultiZarrToZarr``, VirtualiZarr's
+        kerchunk parsers); readers register imagecodecs' numcodecs codecs
+        (``imagecodecs.numcodecs.register_codecs()``). 3: ``zarr.json`` keys and imagecodecs'
+        zarr 3 codecs, as the store and the other exports are.
     templates
         Write image urls as ``{{root}}/relative/path`` with a ``root`` template, instead of
         absolute urls.
@@ -63,13 +73,19 @@ def references(
     >>> from imagezarr.testing import small_manifest
     >>> m = small_manifest(group_by="barcode", dims=("frame",))
     >>> refs = references(m, templates=True)
-    >>> refs["templates"]["root"].startswith("file:///"), refs["refs"]["A2/image/c/1/0/0"]
+    >>> refs["templates"]["root"].startswith("file:///"), refs["refs"]["A2/image/1.0.0"]
     (True, ['{{root}}/2020-05-31/A2-doi-20200531T210700-PSII0-2.png'])
+    >>> references(m, zarr_format=3)["refs"]["A2/image/c/1/0/0"][0].startswith("file:///")
+    True
     """
+    if zarr_format not in (2, 3):
+        msg = f"zarr_format must be 2 or 3, not {zarr_format!r}"
+        raise ExportError(msg)
     opened = open_manifest(manifest, access, **options)
     m = opened.manifest
     refs: dict[str, Any] = {k: _inline(k, v) for k, v in build_metadata(m).items()}
     files = m.files
+    done = to_v2 if zarr_format == 2 else dict
     if templates:
         for key, i in chunk_refs(m):
             path = files[i].path
@@ -81,13 +97,13 @@ def references(
                 raise ExportError(msg)
             refs[key] = [f"{{{{{TEMPLATE}}}}}/{path}"]
         root = root_url if root_url is not None else file_url(m.root)
-        return {"version": 1, "templates": {TEMPLATE: root.rstrip("/")}, "refs": refs}
+        return {"version": 1, "templates": {TEMPLATE: root.rstrip("/")}, "refs": done(refs)}
     if root_url is not None:
         msg = "root_url only applies with templates=True (--templates)"
         raise ExportError(msg)
     for key, i in chunk_refs(m):
         refs[key] = [file_url(opened.location(i))]
-    return {"version": 1, "refs": refs}
+    return {"version": 1, "refs": done(refs)}
 
 
 def export_kerchunk(
@@ -98,6 +114,7 @@ def export_kerchunk(
     templates: bool = False,
     root_url: str | None = None,
     record_size: int = 100_000,
+    zarr_format: int = DEFAULT_ZARR_FORMAT,
     access: Access | None = None,
     progress: Progress | None = None,
     overwrite: bool = False,
@@ -118,15 +135,17 @@ def export_kerchunk(
     m = opened.manifest
     path = check_output(m, out, overwrite=overwrite, force=force)
     checked_stats(opened, sorted({i for _, i in chunk_refs(m)}), progress)
-    doc = references(opened, templates=templates, root_url=root_url)
     if parquet is None:
         nchunks = sum(int((n.file_index >= 0).sum()) for n in m.nodes)
         parquet = path.suffix in (".parq", ".parquet") or nchunks > PARQUET_THRESHOLD
     if parquet:
         from ._parquet import write_parquet
 
-        write_parquet(doc, path, record_size=record_size)
+        # the rows and hole chunks come from the v3 form; the metadata in the chosen one
+        doc = references(opened, templates=templates, root_url=root_url, zarr_format=3)
+        write_parquet(doc, path, record_size=record_size, zarr_format=zarr_format)
         return path
+    doc = references(opened, templates=templates, root_url=root_url, zarr_format=zarr_format)
     text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     write_atomic(path, text.encode("utf-8"))
     return path

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExportError
+from ..hierarchy import split_chunk_key, v2_chunk_key
 from ._common import staged_dir
 from ._v2 import to_v2
 
@@ -76,7 +77,7 @@ def write_parquet(
             continue
         field, _, index = key.partition("/c")
         if v2 is not None:
-            value = v2[f"{field}/{index.strip('/').replace('/', '.') or '0'}"]
+            value = v2[v2_chunk_key(*split_chunk_key(key))]  # type: ignore[misc]
         grid = grids[field]
         idx = [int(p) for p in index.strip("/").split("/")] if index.strip("/") else [0]
         flat = 0

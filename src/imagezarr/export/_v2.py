@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError
+from ..hierarchy import split_chunk_key, v2_chunk_key
 
 __all__ = ["to_v2"]
 
@@ -88,15 +89,11 @@ def to_v2(refs: dict[str, Any]) -> dict[str, Any]:
     for key, value in refs.items():
         if _is_doc(key):
             continue
-        if key.endswith("/c"):  # a 0-d array's one chunk
-            head, tail = key[:-2], ""
-        else:
-            head, _, tail = key.rpartition("/c/")
-        path = head + "/"
-        if path not in arrays:
+        split = split_chunk_key(key)
+        if split is None or split[0] + "/" not in arrays:
             msg = f"{key!r}: not a chunk key of an array in the hierarchy"
             raise ExportError(msg)
-        chunks[path][path + (tail.replace("/", ".") if tail else "0")] = value
+        chunks[split[0] + "/"][v2_chunk_key(*split)] = value
     out: dict[str, Any] = {}
     for path, doc in docs.items():
         attrs = dict(doc.get("attributes") or {})

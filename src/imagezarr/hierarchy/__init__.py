@@ -8,7 +8,15 @@
 
 from __future__ import annotations
 
-from ._chunks import ChunkMap, ChunkRef, chunk_key, chunk_refs, image_array_path
+from ._chunks import (
+    ChunkMap,
+    ChunkRef,
+    chunk_key,
+    chunk_refs,
+    image_array_path,
+    split_chunk_key,
+    v2_chunk_key,
+)
 from ._metadata import Metadata, build_metadata, path_chunk_shape
 from ._ome import ome_attributes
 
@@ -22,4 +30,6 @@ __all__ = [
     "image_array_path",
     "ome_attributes",
     "path_chunk_shape",
+    "split_chunk_key",
+    "v2_chunk_key",
 ]

@@ -29,7 +29,15 @@ import numpy as np
 from ..layout import Node
 from ..manifest import Manifest
 
-__all__ = ["ChunkMap", "ChunkRef", "chunk_key", "chunk_refs", "image_array_path"]
+__all__ = [
+    "ChunkMap",
+    "ChunkRef",
+    "chunk_key",
+    "chunk_refs",
+    "image_array_path",
+    "split_chunk_key",
+    "v2_chunk_key",
+]
 
 
 def image_array_path(node: Node) -> str:
@@ -41,6 +49,33 @@ def chunk_key(node: Node, index: Sequence[int]) -> str:
     """The zarr chunk key of the image at outer ``index`` of ``node``."""
     parts = [str(int(i)) for i in index] + ["0"] * len(node.image.shape)
     return f"{image_array_path(node)}/c/" + "/".join(parts)
+
+
+def split_chunk_key(key: str) -> tuple[str, tuple[int, ...]] | None:
+    """The array path and chunk indices of any zarr v3 default-encoded chunk key (coordinate
+    arrays included), or None for a key that is not one.
+
+    >>> split_chunk_key("A1/image/c/1/0/0"), split_chunk_key("night/c")
+    (('A1/image', (1, 0, 0)), ('night', ()))
+    >>> split_chunk_key("a/zarr.json") is None
+    True
+    """
+    if key.endswith("/c"):  # a 0-d array's one chunk
+        return key[:-2], ()
+    head, sep, tail = key.rpartition("/c/")
+    parts = tail.split("/")
+    if not sep or not head or not all(_canonical(p) for p in parts):
+        return None
+    return head, tuple(int(p) for p in parts)
+
+
+def v2_chunk_key(array: str, index: Sequence[int]) -> str:
+    """The zarr v2 key (separator ``.``) of the chunk at ``index`` of ``array``.
+
+    >>> v2_chunk_key("A1/image", (1, 0, 0)), v2_chunk_key("night", ())
+    ('A1/image/1.0.0', 'night/0')
+    """
+    return f"{array}/{'.'.join(map(str, index)) if index else '0'}"
 
 
 def chunk_refs(manifest: Manifest) -> Iterator[tuple[str, int]]:

@@ -266,3 +266,22 @@ def test_a_killed_run_leaves_a_valid_results_file_and_the_rerun_finishes_it(psii
     final = pd.read_csv(out, keep_default_na=False)
     assert len(final) == n
     assert (final.error == "").all()
+
+
+def test_a_corrupt_file_fails_only_its_group_when_groups_are_read_together(psii, tmp_path):
+    saved, _ = psii
+    m = imagezarr.load_manifest(saved)
+    bad = Path(m.root) / m.files.paths[5]
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * (bad.stat().st_size - 8))  # same size
+    ds = imagezarr.open_dataset(m, check="none")
+    table = map_groups(
+        m, lambda g: float(g.image.values.mean()), by=("barcode", "night"), check="none"
+    )
+    failed = table[table.error != ""]
+    assert len(failed) == 1
+    assert "ChunkDecodeError" in failed.error.iloc[0]
+    assert m.files.paths[5] in failed.error.iloc[0]  # the error names the file
+    worked = table[table.error == ""]
+    for row in worked.itertuples():
+        sel = ds.sel(barcode=row.barcode, night=row.night)
+        assert row.result == pytest.approx(float(sel.image.values.mean()))

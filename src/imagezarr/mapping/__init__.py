@@ -10,6 +10,8 @@ threads or a dask cluster); one group is one task, and results are kept as they 
   run leaves a valid file; with ``resume`` a rerun runs only the groups missing from it or
   failed in it. The file records the manifest and the function (Parquet: in its metadata;
   CSV: in ``<out>.json`` beside it).
+- Here (not on a cluster) neighbouring small groups are read in one zarr call, each group
+  then getting its pixels in memory: a small group's own read is mostly per-call cost.
 - Arrays the function returns with the image's ``y, x`` (a mask, a false-colour image) are
   written losslessly (PNG for 8/16-bit, TIFF otherwise) under ``<out stem>_images/<name>/``,
   named after the group's labels, with an ``index.csv`` and a manifest beside them
@@ -40,7 +42,7 @@ from ..errors import MapError
 from ..executor import Executor, Progress
 from ..manifest import Manifest, ManifestLike, Opened, open_manifest
 from ._function import _name_of, _remote_by_value, load_function
-from ._groups import ERROR, GROUP, RESULT, _Context, _groups, _run
+from ._groups import ERROR, GROUP, RESULT, _Context, _groups, _run_block, blocks
 from ._results import _Results
 
 __all__ = ["ERROR", "GROUP", "RESULT", "MapError", "load_function", "map_groups"]
@@ -49,6 +51,7 @@ _SUFFIXES = (".csv", ".parquet")
 # seconds between rewrites of the results while groups finish: each rewrite is an atomic
 # replace with fsync, and a killed run loses at most this much work (a rerun redoes it)
 SAVE_EVERY = float(os.environ.get("IMAGEZARR_MAP_SAVE_EVERY", "2"))
+BLOCK_BYTES = 32 * 2**20  # pixels read at once for neighbouring small groups
 
 
 def map_groups(
@@ -131,13 +134,17 @@ def map_groups(
     done = len(todo) - len(pending)
     if progress is not None:
         progress(done, len(todo))
+    # here, neighbouring small groups share one read; on a cluster a group is one task
+    most = 0 if executor.on_cluster else BLOCK_BYTES
+    runs = blocks(pending, {n.path: n for n in nodes}, most)
     with executor.running():
         try:
-            for position, outcome in executor.each(
-                _run, pending, context=context, name="map", workers=workers
+            for position, outcomes in executor.each(
+                _run_block, runs, context=context, name="map", workers=workers
             ):
-                results.add(pending[position], outcome)
-                done += 1
+                for group, outcome in zip(runs[position], outcomes, strict=True):
+                    results.add(group, outcome)
+                done += len(outcomes)
                 if time.monotonic() - results.saved > SAVE_EVERY:
                     results.save(todo)
                 if progress is not None:

@@ -134,7 +134,7 @@ def test_masks_come_back_as_files_with_a_manifest_aligned_with_the_source(psii, 
         assert back.image.dims == ("barcode", "night", "y", "x")
         for row in table[table.error == ""].itertuples():
             src = ds.sel(barcode=row.barcode, night=row.night).image.values[0, 0]
-            want = (src > src.mean()).astype(np.uint8) if name == "mask" else src
+            want = (src > src.mean()).astype(np.uint8) * 255 if name == "mask" else src
             got = back.image.sel(barcode=row.barcode, night=row.night).values
             np.testing.assert_array_equal(got, want)
             assert (images / getattr(row, name)).is_file()

@@ -190,6 +190,7 @@ def _encode(pixels: np.ndarray) -> tuple[bytes, str]:
     if pixels.dtype in (np.uint8, np.uint16) and (pixels.ndim == 2 or pixels.shape[2] in (3, 4)):
         return imagecodecs.png_encode(np.ascontiguousarray(pixels)), ".png"
     if pixels.dtype == bool:
-        pixels = pixels.astype(np.uint8)  # a mask: 0 and 1, PNG (libtiff has no bool writer)
-        return imagecodecs.png_encode(pixels), ".png"
+        # a mask: 0 and 255 as PlantCV writes them, so a file browser shows it (0 and 1
+        # would look black); the PNG codec has no 1-bit writer for bool arrays
+        return imagecodecs.png_encode(pixels.astype(np.uint8) * 255), ".png"
     return imagecodecs.tiff_encode(np.ascontiguousarray(pixels), compression="zlib"), ".tif"

@@ -93,6 +93,7 @@ def test_a_rerun_runs_only_the_missing_and_failed_groups(psii, tmp_path, monkeyp
     calls.write_text("")
     again = map_groups(saved, func, by=("barcode", "night"), out=out)
     assert calls.read_text().splitlines() == ["A2/2020-06-01"]  # the failed one, only
+    assert again.attrs == {"ran": 1, "kept": len(first) - 1}
     pd.testing.assert_frame_equal(
         again.drop(columns=["mask", "first"]),
         first.drop(columns=["mask", "first"]),
@@ -229,6 +230,10 @@ def test_cli_exit_codes_and_summary(psii, tmp_path):
     )
     assert ok.returncode == 0, ok.stderr
     assert "ok: 3 groups, results in out/s.csv" in ok.stdout
+    rerun = _cli(
+        "map", str(saved), "analysis.py:slow", "--by", "barcode", "-o", "out/s.csv", cwd=tmp_path
+    )
+    assert "ok: 3 groups (3 kept from the earlier run, 0 run now)" in rerun.stdout
     bad = _cli(
         "map", str(saved), "analysis.py:nothing", "--by", "barcode", "-o", "out/n.csv", cwd=tmp_path
     )

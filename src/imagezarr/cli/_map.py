@@ -59,9 +59,13 @@ def map_command(
         raise click.UsageError(str(e)) from None
     failed = table[table[ERROR] != ""]
     worked = len(table) - len(failed)
+    kept = table.attrs.get("kept", 0)
+    earlier = (
+        f" ({kept} kept from the earlier run, {table.attrs.get('ran', 0)} run now)" if kept else ""
+    )
     if failed.empty:
         if not quiet:
-            console.print(f"[green]ok[/]: {worked} groups, results in {escape(output)}")
+            console.print(f"[green]ok[/]: {worked} groups{earlier}, results in {escape(output)}")
         return
     labels = [c for c in table.columns if c in ("group", *dims)]
     for _, row in failed.head(20).iterrows():

@@ -102,7 +102,8 @@ def map_groups(
     pandas.DataFrame
         One row per group: the labels, one column per returned scalar (images: their file,
         relative to the images folder; without ``out``, the arrays), and ``error`` (""
-        when the group worked, else the exception's type and message).
+        when the group worked, else the exception's type and message). ``attrs["ran"]`` and
+        ``attrs["kept"]`` count the groups run now and those kept from ``out``.
     """
     by = [by] if isinstance(by, str) else list(by)
     if not by or len(set(by)) != len(by):
@@ -153,7 +154,9 @@ def map_groups(
             results.save(todo)
     if target is not None and results.index:
         results.describe_images(_types_of(m, by))
-    return results.table(todo)
+    table = results.table(todo)
+    table.attrs.update(ran=len(pending), kept=len(todo) - len(pending))  # what resume skipped
+    return table
 
 
 def _output(out: str | os.PathLike[str] | None) -> Path | None:

@@ -16,7 +16,7 @@ import pytest
 
 import imagezarr
 from imagezarr.mapping import MapError, load_function, map_groups
-from imagezarr.testing import PSII_BY_PLANT, PSII_SCAN, make_psii_experiment
+from imagezarr.testing import PSII_BY_PLANT, PSII_SCAN, make_psii_experiment, write_image
 
 ANALYSIS = '''
 import os
@@ -290,3 +290,19 @@ def test_a_corrupt_file_fails_only_its_group_when_groups_are_read_together(psii,
     for row in worked.itertuples():
         sel = ds.sel(barcode=row.barcode, night=row.night)
         assert row.result == pytest.approx(float(sel.image.values.mean()))
+
+
+def test_long_labels_still_make_file_names_a_file_system_takes(tmp_path):
+    plant = "P" * 248  # a legal name (253 bytes); with the hash added it would not be
+    for n in (1, 2):
+        write_image(tmp_path / "img" / f"{plant}{n}.png", np.full((4, 6), 7, np.uint8))
+    m = imagezarr.scan(tmp_path / "img", pattern=r"(?P<plant>P+\d)\.png")
+    out = tmp_path / "res" / "t.csv"
+    by = "plant"
+    table = map_groups(m, lambda g: {"mask": g.image.values > 0}, by=by, out=out)
+    assert (table.error == "").all()
+    files = sorted((tmp_path / "res" / "t_images" / "mask").glob("*.png"))
+    assert len(files) == 2
+    assert all(len(f.name) < 140 for f in files)
+    back = imagezarr.open_dataset(tmp_path / "res" / "t_images" / "mask.imagezarr.json")
+    assert [str(v) for v in back.plant.values] == [f"{plant}1", f"{plant}2"]  # whole labels

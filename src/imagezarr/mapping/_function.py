@@ -7,7 +7,6 @@ import hashlib
 import importlib
 import importlib.util
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +14,7 @@ from typing import Any
 
 from ..errors import MapError
 from ..executor import Executor
-
-_UNSAFE = re.compile(r"[^\w.\-]+")
+from ._groups import UNSAFE
 
 
 def _name_of(fn: Callable[..., Any]) -> str:
@@ -59,7 +57,7 @@ def load_function(spec: str) -> Callable[[Any], Any]:
             msg = f"{spec!r}: no such file {where!r}"
             raise MapError(msg)
         digest = hashlib.blake2b(str(path.resolve()).encode(), digest_size=6).hexdigest()
-        module_name = f"imagezarr_user_{_UNSAFE.sub('_', path.stem)}_{digest}"
+        module_name = f"imagezarr_user_{UNSAFE.sub('_', path.stem)}_{digest}"
         module = sys.modules.get(module_name)
         if module is None:
             loader = importlib.util.spec_from_file_location(module_name, path)

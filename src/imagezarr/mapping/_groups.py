@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from ..access import Access
 from ..errors import MapError
 from ..manifest import Manifest
 
+UNSAFE = re.compile(r"[^\w.\-]+")  # characters left out of the names of files and modules
 ERROR = "error"  # the column naming what went wrong in a group ("" when it worked)
 GROUP = "group"  # the column naming the group of a manifest with several
 RESULT = "result"  # the column of a function that returns one value, not a mapping

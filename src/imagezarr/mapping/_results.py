@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,9 +14,9 @@ import numpy as np
 
 from ..errors import MapError
 from ..roots import is_inside, write_atomic
-from ._groups import ERROR, GROUP, _Group, _Outcome, _text
+from ._groups import ERROR, GROUP, UNSAFE, _Group, _Outcome, _text
 
-_UNSAFE = re.compile(r"[^\w.\-]+")  # characters left out of output file names
+MAX_STEM = 120  # characters of labels in an output file name (file systems allow 255 bytes)
 
 
 class _Results:
@@ -98,8 +97,9 @@ class _Results:
 
     def _write_image(self, name: str, group: _Group, pixels: np.ndarray) -> str:
         assert self.images is not None
-        folder = self.images / _UNSAFE.sub("_", name)
-        stem = "_".join(_UNSAFE.sub("_", _text(v)) for v in group.labels.values()) or "image"
+        folder = self.images / UNSAFE.sub("_", name)[:MAX_STEM]
+        stem = "_".join(UNSAFE.sub("_", _text(v)) for v in group.labels.values())[:MAX_STEM]
+        stem = stem or "image"
         # labels that differ only in left-out characters must not share a file
         digest = hashlib.blake2b("\0".join(group.key()).encode(), digest_size=4).hexdigest()
         data, suffix = _encode(pixels)

@@ -56,10 +56,9 @@ def _unicode(chunks: dict[str, str]) -> tuple[str, dict[str, str]]:
     return dtype.str, out
 
 
-def _codecs(name: str, doc: dict[str, Any]) -> tuple[dict[str, Any] | None, list[Any] | None]:
-    """The v2 ``compressor`` and ``filters`` of a v3 codec chain."""
+def _compressor(name: str, doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The v2 ``compressor`` of a v3 codec chain (v2 ``filters`` are never needed)."""
     compressor: dict[str, Any] | None = None
-    filters: list[Any] | None = None
     for codec in doc["codecs"]:
         kind, config = codec["name"], dict(codec.get("configuration") or {})
         if kind == "bytes":
@@ -78,7 +77,7 @@ def _codecs(name: str, doc: dict[str, Any]) -> tuple[dict[str, Any] | None, list
         else:
             msg = f"{name}: the codec {kind!r} has no Zarr v2 form in kerchunk references"
             raise ExportError(msg)
-    return compressor, filters
+    return compressor
 
 
 def to_v2(refs: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +101,7 @@ def to_v2(refs: dict[str, Any]) -> dict[str, Any]:
             out[path + ".zattrs"] = json.dumps(attrs, ensure_ascii=False)
             continue
         name = path.rstrip("/")
-        compressor, filters = _codecs(name, doc)
+        compressor = _compressor(name, doc)
         if doc["data_type"] == _STRING:
             if any(not isinstance(v, str) for v in chunks[path].values()):
                 msg = f"{name}: a string array whose chunks are not inline has no v2 form here"
@@ -120,7 +119,7 @@ def to_v2(refs: dict[str, Any]) -> dict[str, Any]:
             "chunks": doc["chunk_grid"]["configuration"]["chunk_shape"],
             "dtype": dtype,
             "compressor": compressor,
-            "filters": filters,
+            "filters": None,
             "fill_value": fill,
             "order": "C",
             "dimension_separator": ".",

@@ -116,11 +116,11 @@ def budgeted(info: ImageInfo) -> ImageInfo | str:
 
 
 def _within_budget(info: ImageInfo, name: str) -> ImageInfo:
-    why = limits.over_budget(info.shape, info.dims)
-    if why is not None:
-        msg = f"{name}: {why}"
+    found = budgeted(info)
+    if isinstance(found, str):
+        msg = f"{name}: {found}"
         raise UnsupportedImageError(msg, path=name)
-    return info
+    return found
 
 
 def probe_file(path: str | os.PathLike[str]) -> ImageInfo:
